@@ -1,0 +1,185 @@
+// Throwaway real servers for tests: a redis-server (random free port, a password,
+// `--save '' --appendonly no`, its own temp dir) and the project's REST server in front of it.
+// Everything started here is stopped by `stop()`, and killed on process exit as a last resort.
+
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const live = new Set()
+process.on('exit', () => {
+  for (const child of live) {
+    try {
+      child.kill('SIGKILL')
+    } catch {}
+  }
+})
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+function track(child) {
+  live.add(child)
+  child.once('exit', () => live.delete(child))
+  return child
+}
+
+async function stopChild(child, timeoutMs = 5000) {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  const finished = await Promise.race([exited.then(() => true), sleep(timeoutMs).then(() => false)])
+  if (!finished) {
+    child.kill('SIGKILL')
+    await exited
+  }
+}
+
+/** Sends one RESP command on a fresh connection; resolves with the raw reply text. */
+export function redisCommand(port, password, args, timeoutMs = 2000) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1')
+    const encode = (parts) =>
+      `*${parts.length}\r\n` + parts.map((p) => `$${Buffer.byteLength(String(p))}\r\n${p}\r\n`).join('')
+    let data = ''
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error(`redis command ${args[0]} timed out`))
+    }, timeoutMs)
+    socket.on('error', (err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+    socket.on('connect', () => socket.write(encode(['AUTH', password]) + encode(args)))
+    socket.on('data', (chunk) => {
+      data += chunk
+      const firstEnd = data.indexOf('\r\n')
+      if (firstEnd >= 0 && data.length > firstEnd + 2 && data.endsWith('\r\n')) {
+        clearTimeout(timer)
+        socket.end()
+        resolve(data.slice(firstEnd + 2))
+      }
+    })
+  })
+}
+
+/**
+ * Starts redis-server on a random free port with a random password.
+ * Returns { port, password, url, pid, process, stop() }.
+ */
+export async function startRedis() {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort()
+    const password = randomBytes(12).toString('hex')
+    const dir = mkdtempSync(join(tmpdir(), 'rln-redis-'))
+    const child = track(
+      spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      ),
+    )
+    const deadline = Date.now() + 5000
+    let ready = false
+    while (Date.now() < deadline && child.exitCode === null) {
+      try {
+        const reply = await redisCommand(port, password, ['PING'], 500)
+        if (reply.startsWith('+PONG')) {
+          ready = true
+          break
+        }
+      } catch {}
+      await sleep(50)
+    }
+    if (ready) {
+      return {
+        port,
+        password,
+        dir,
+        url: `redis://:${password}@127.0.0.1:${port}`,
+        process: child,
+        pid: child.pid,
+        command: (args) => redisCommand(port, password, args),
+        async stop() {
+          await stopChild(child)
+          rmSync(dir, { recursive: true, force: true })
+        },
+      }
+    }
+    await stopChild(child)
+    rmSync(dir, { recursive: true, force: true })
+  }
+  throw new Error('could not start redis-server (is it installed? run `npm test`, which installs it)')
+}
+
+/**
+ * Starts the project's REST server (`bin/ratelimit-native.js serve`) in its own process.
+ * Returns { url, token, pid, process, stop() }.
+ */
+export async function startRestServer({ redisUrl, token = randomBytes(16).toString('hex'), args = [] }) {
+  const child = track(
+    spawn(process.execPath, [join(ROOT, 'bin', 'ratelimit-native.js'), 'serve', '--port', '0', '--redis', redisUrl, '--token', token, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  )
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const url = await new Promise((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => reject(new Error(`REST server did not start within 10 s: ${stderr}`)), 10000)
+    child.stdout.on('data', (d) => {
+      out += d
+      const m = out.match(/listening on (http:\/\/\S+)/)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1])
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`REST server exited with ${code}: ${stderr}`))
+    })
+  })
+  return {
+    url,
+    token,
+    process: child,
+    pid: child.pid,
+    stop: () => stopChild(child),
+  }
+}
+
+/** A redis-server plus a REST server in front of it; `stop()` stops both. */
+export async function startStack(options = {}) {
+  const redis = await startRedis()
+  try {
+    const rest = await startRestServer({ redisUrl: redis.url, ...options })
+    return {
+      redis,
+      rest,
+      async stop() {
+        await rest.stop()
+        await redis.stop()
+      },
+    }
+  } catch (err) {
+    await redis.stop()
+    throw err
+  }
+}

@@ -1,0 +1,276 @@
+//! Runs commands on one multiplexed Redis connection, shared by every HTTP request.
+//!
+//! Each HTTP request becomes one contiguous write on that connection (a Redis pipeline), so a
+//! `/multi-exec` body's MULTI…EXEC can never interleave with another request's commands.
+//! Commands that would change the shared connection's state (MULTI outside `/multi-exec`,
+//! SELECT, blocking pops, SUBSCRIBE, …) are refused before they reach Redis.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, Pipeline, Value};
+
+use crate::args::Command;
+use crate::config::ServerConfig;
+use crate::encoding::error_text;
+use crate::error::StartError;
+use crate::scripts::ShaMap;
+
+/// The answer to one command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Value(Value),
+    Error(String),
+}
+
+/// The answer to a `/multi-exec` body.
+#[derive(Debug)]
+pub enum MultiOutcome {
+    Committed(Vec<Reply>),
+    /// A command failed to queue, or EXEC answered EXECABORT: nothing ran.
+    Aborted(String),
+}
+
+/// Redis could not be reached or did not answer in time; the request as a whole fails.
+#[derive(Debug)]
+pub enum Unavailable {
+    Unreachable(String),
+    TimedOut(String),
+}
+
+/// What to do with a reply after Redis answered.
+enum After {
+    Nothing,
+    /// SCRIPT LOAD of a rewritten script: answer with the SHA1 of what the client sent.
+    ReportOriginalSha(String),
+    /// SCRIPT FLUSH: the rewritten-SHA map no longer matches Redis' cache.
+    ClearShaMap,
+}
+
+struct Prepared {
+    command: Command,
+    after: After,
+}
+
+/// Commands that would block the shared connection or change its state for everyone.
+const CONNECTION_STATE_COMMANDS: &[&str] = &[
+    "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "AUTH", "HELLO", "QUIT", "RESET",
+    "MONITOR", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE",
+    "SUNSUBSCRIBE", "SYNC", "PSYNC", "REPLCONF", "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE",
+    "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "WAIT", "WAITAOF",
+];
+
+pub struct Executor {
+    client: redis::Client,
+    redis_display: String,
+    response_timeout: Option<Duration>,
+    connection: Mutex<Option<ConnectionManager>>,
+    connecting: tokio::sync::Mutex<()>,
+    shas: ShaMap,
+}
+
+impl Executor {
+    pub fn new(config: &ServerConfig) -> Result<Self, StartError> {
+        let client = redis::Client::open(config.redis_url.as_str())
+            .map_err(|e| StartError::RedisUrl(e.to_string()))?;
+        Ok(Executor {
+            client,
+            redis_display: config.redis_display(),
+            response_timeout: config.redis_timeout(),
+            connection: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            shas: ShaMap::default(),
+        })
+    }
+
+    fn cached_connection(&self) -> Option<ConnectionManager> {
+        self.connection.lock().ok().and_then(|guard| guard.clone())
+    }
+
+    /// The shared connection, opened on first use; the manager reconnects by itself afterwards.
+    async fn connection(&self) -> Result<ConnectionManager, Unavailable> {
+        if let Some(conn) = self.cached_connection() {
+            return Ok(conn);
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(conn) = self.cached_connection() {
+            return Ok(conn);
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(self.response_timeout)
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(|e| self.unavailable(&e))?;
+        if let Ok(mut guard) = self.connection.lock() {
+            *guard = Some(conn.clone());
+        }
+        Ok(conn)
+    }
+
+    fn unavailable(&self, err: &redis::RedisError) -> Unavailable {
+        if err.is_timeout() {
+            Unavailable::TimedOut(format!(
+                "ERR Redis at {} did not answer in time: {err}",
+                self.redis_display
+            ))
+        } else {
+            Unavailable::Unreachable(format!(
+                "ERR Redis at {} is unreachable: {err}",
+                self.redis_display
+            ))
+        }
+    }
+
+    /// Rewrites script commands and refuses connection-state commands.
+    fn prepare(&self, mut command: Command) -> Result<Prepared, String> {
+        let name = String::from_utf8_lossy(&command[0]).to_ascii_uppercase();
+        let sub = command
+            .get(1)
+            .map(|s| String::from_utf8_lossy(s).to_ascii_uppercase());
+        if CONNECTION_STATE_COMMANDS.contains(&name.as_str())
+            || (matches!(name.as_str(), "XREAD" | "XREADGROUP")
+                && command.iter().any(|a| a.eq_ignore_ascii_case(b"BLOCK")))
+            || (name == "CLIENT" && sub.as_deref() == Some("REPLY"))
+        {
+            return Err(format!(
+                "ERR '{}' is not supported by the REST API",
+                name.to_ascii_lowercase()
+            ));
+        }
+        let mut after = After::Nothing;
+        match (name.as_str(), sub.as_deref()) {
+            ("EVAL" | "EVAL_RO", _) if command.len() > 1 => {
+                command[1] = self.shas.prepare_script(&command[1]).0;
+            }
+            ("EVALSHA" | "EVALSHA_RO", _) if command.len() > 1 => {
+                command[1] = self.shas.translate(&command[1]);
+            }
+            ("SCRIPT", Some("LOAD")) if command.len() > 2 => {
+                let (script, original) = self.shas.prepare_script(&command[2]);
+                command[2] = script;
+                if let Some(original) = original {
+                    after = After::ReportOriginalSha(original);
+                }
+            }
+            ("SCRIPT", Some("EXISTS")) => {
+                for sha in command.iter_mut().skip(2) {
+                    *sha = self.shas.translate(sha);
+                }
+            }
+            ("SCRIPT", Some("FLUSH")) => after = After::ClearShaMap,
+            _ => {}
+        }
+        Ok(Prepared { command, after })
+    }
+
+    fn finish(&self, value: Value, after: &After) -> Reply {
+        match value {
+            Value::ServerError(err) => Reply::Error(error_text(&err)),
+            Value::BulkString(_) if matches!(after, After::ReportOriginalSha(_)) => {
+                let After::ReportOriginalSha(sha) = after else {
+                    unreachable!("guarded by the match arm")
+                };
+                Reply::Value(Value::BulkString(sha.clone().into_bytes()))
+            }
+            value => {
+                if matches!(after, After::ClearShaMap) {
+                    self.shas.clear();
+                }
+                Reply::Value(value)
+            }
+        }
+    }
+
+    async fn send(&self, commands: &[&Command]) -> Result<Vec<Value>, Unavailable> {
+        let mut pipe = Pipeline::with_capacity(commands.len());
+        for command in commands {
+            let mut cmd = Cmd::new();
+            for part in command.iter() {
+                cmd.arg(part.as_slice());
+            }
+            pipe.add_command(cmd);
+        }
+        pipe.ignore_errors();
+        let mut conn = self.connection().await?;
+        let reply: Value = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.unavailable(&e))?;
+        match reply {
+            Value::Array(values) if values.len() == commands.len() => Ok(values),
+            other => Err(Unavailable::Unreachable(format!(
+                "ERR unexpected reply shape from Redis: {other:?}"
+            ))),
+        }
+    }
+
+    /// Runs commands in order (one command is a pipeline of one). Commands refused locally get
+    /// their error item without reaching Redis; the others still run.
+    pub async fn run_pipeline(&self, commands: Vec<Command>) -> Result<Vec<Reply>, Unavailable> {
+        let prepared: Vec<Result<Prepared, String>> =
+            commands.into_iter().map(|c| self.prepare(c)).collect();
+        let to_send: Vec<&Command> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|p| &p.command))
+            .collect();
+        let mut values = if to_send.is_empty() {
+            Vec::new()
+        } else {
+            self.send(&to_send).await?
+        }
+        .into_iter();
+        Ok(prepared
+            .iter()
+            .map(|p| match p {
+                Ok(p) => match values.next() {
+                    Some(value) => self.finish(value, &p.after),
+                    None => Reply::Error("ERR missing reply from Redis".into()),
+                },
+                Err(refusal) => Reply::Error(refusal.clone()),
+            })
+            .collect())
+    }
+
+    /// Runs MULTI, the commands and EXEC as one contiguous write on the shared connection.
+    pub async fn run_multi(&self, commands: Vec<Command>) -> Result<MultiOutcome, Unavailable> {
+        let mut prepared = Vec::with_capacity(commands.len());
+        for command in commands {
+            match self.prepare(command) {
+                Ok(p) => prepared.push(p),
+                Err(refusal) => return Ok(MultiOutcome::Aborted(refusal)),
+            }
+        }
+        let multi: Command = vec![b"MULTI".to_vec()];
+        let exec: Command = vec![b"EXEC".to_vec()];
+        let mut to_send: Vec<&Command> = Vec::with_capacity(prepared.len() + 2);
+        to_send.push(&multi);
+        to_send.extend(prepared.iter().map(|p| &p.command));
+        to_send.push(&exec);
+        let mut values = self.send(&to_send).await?;
+        let exec_reply = values.pop().unwrap_or(Value::Nil);
+        // values[0] is MULTI's OK; the rest are QUEUED or a queueing error.
+        if let Some(err) = values.iter().skip(1).find_map(|v| match v {
+            Value::ServerError(err) => Some(error_text(err)),
+            _ => None,
+        }) {
+            return Ok(MultiOutcome::Aborted(err));
+        }
+        match exec_reply {
+            Value::Array(items) if items.len() == prepared.len() => Ok(MultiOutcome::Committed(
+                items
+                    .into_iter()
+                    .zip(prepared.iter())
+                    .map(|(value, p)| self.finish(value, &p.after))
+                    .collect(),
+            )),
+            Value::ServerError(err) => Ok(MultiOutcome::Aborted(error_text(&err))),
+            other => Ok(MultiOutcome::Aborted(format!(
+                "EXECABORT Transaction discarded (unexpected EXEC reply {other:?})"
+            ))),
+        }
+    }
+}

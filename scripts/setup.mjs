@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// Makes `npm test` and `npm run demo` work as the very first command after `git clone`:
+// installs npm dependencies, installs redis-server when missing (apt-get, as root), and builds
+// the native addon when it is missing or older than the Rust sources. Uses only Node built-ins,
+// because nothing else is installed yet when it runs. Each step is skipped when already done.
+
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const PROFILE = process.env.RATELIMIT_NATIVE_PROFILE === 'debug' ? 'debug' : 'release'
+const STAMP = join(ROOT, 'target', 'ratelimit-native-build.json')
+const log = (msg) => process.stderr.write(`[setup] ${msg}\n`)
+
+function run(cmd, args, options = {}) {
+  log(`$ ${cmd} ${args.join(' ')}`)
+  const result = spawnSync(cmd, args, { cwd: ROOT, stdio: 'inherit', ...options })
+  if (result.error) throw result.error
+  if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${result.status}`)
+}
+
+function onPath(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
+}
+
+function newestMtime(path) {
+  if (!existsSync(path)) return 0
+  const st = statSync(path)
+  if (!st.isDirectory()) return st.mtimeMs
+  let newest = 0
+  for (const entry of readdirSync(path)) {
+    if (entry === 'target' || entry === 'node_modules') continue
+    newest = Math.max(newest, newestMtime(join(path, entry)))
+  }
+  return newest
+}
+
+function ensureNodeVersion() {
+  const major = Number(process.versions.node.split('.')[0])
+  if (major < 20) throw new Error(`Node.js >= 20 is required, this is ${process.version}`)
+}
+
+function ensureNpmDependencies() {
+  const marker = join(ROOT, 'node_modules', '.package-lock.json')
+  const lock = join(ROOT, 'package-lock.json')
+  const stale =
+    !existsSync(marker) ||
+    statSync(join(ROOT, 'package.json')).mtimeMs > statSync(marker).mtimeMs ||
+    (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs)
+  if (!stale) return
+  run('npm', existsSync(lock) ? ['ci'] : ['install'])
+}
+
+function ensureRedisServer() {
+  if (onPath('redis-server')) return
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+  if (isRoot && onPath('apt-get')) {
+    run('apt-get', ['update'])
+    run('apt-get', ['install', '-y', 'redis-server'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+    return
+  }
+  throw new Error('redis-server is not installed; install it (e.g. `sudo apt-get install -y redis-server` or `brew install redis`) and run again')
+}
+
+function ensureNativeAddon() {
+  if (!onPath('cargo')) {
+    throw new Error('the Rust toolchain (cargo) is required to build the native addon: https://rustup.rs')
+  }
+  const addon = readdirSync(ROOT).find((f) => /^ratelimit-native\..+\.node$/.test(f))
+  const sources = Math.max(
+    ...['src', 'crates', 'Cargo.toml', 'Cargo.lock', 'build.rs'].map((p) => newestMtime(join(ROOT, p))),
+  )
+  let stamp = {}
+  try {
+    stamp = JSON.parse(readFileSync(STAMP, 'utf8'))
+  } catch {}
+  const upToDate =
+    addon &&
+    existsSync(join(ROOT, 'native.cjs')) &&
+    stamp.profile === PROFILE &&
+    statSync(join(ROOT, addon)).mtimeMs >= sources
+  if (upToDate) return
+  const args = ['napi', 'build', '--platform', '--js', 'native.cjs', '--dts', 'native.d.cts']
+  if (PROFILE === 'release') args.push('--release')
+  run('npx', args)
+  mkdirSync(dirname(STAMP), { recursive: true })
+  writeFileSync(STAMP, JSON.stringify({ profile: PROFILE, builtAt: new Date().toISOString() }))
+}
+
+try {
+  ensureNodeVersion()
+  ensureNpmDependencies()
+  ensureRedisServer()
+  ensureNativeAddon()
+} catch (err) {
+  log(`failed: ${err.message}`)
+  process.exit(1)
+}
