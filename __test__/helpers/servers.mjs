@@ -44,7 +44,12 @@ async function stopChild(child, timeoutMs = 5000) {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise((resolve) => child.once('exit', resolve))
   child.kill('SIGTERM')
-  const finished = await Promise.race([exited.then(() => true), sleep(timeoutMs).then(() => false)])
+  let timer
+  const deadline = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs)
+  })
+  const finished = await Promise.race([exited.then(() => true), deadline])
+  clearTimeout(timer)
   if (!finished) {
     child.kill('SIGKILL')
     await exited

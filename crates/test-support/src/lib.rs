@@ -42,7 +42,14 @@ impl RedisServer {
             std::fs::create_dir_all(&dir).expect("temp dir");
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--requirepass", &password, "--save", "", "--appendonly", "no"])
+                .args([
+                    "--requirepass",
+                    &password,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(&dir)
                 .args(["--daemonize", "no", "--loglevel", "warning"])

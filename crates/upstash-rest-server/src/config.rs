@@ -22,7 +22,12 @@ pub struct ServerConfig {
     pub port: u16,
 
     /// Redis to forward to, e.g. redis://:password@127.0.0.1:6379 (never printed with its password).
-    #[arg(long = "redis", env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
+    #[arg(
+        long = "redis",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
     pub redis_url: String,
 
     /// Bearer token clients must send (what UPSTASH_REDIS_REST_TOKEN holds on the client side).

@@ -45,12 +45,9 @@ fn to_json(value: &Value, encoding: Encoding, top_level: bool) -> Json {
         Value::Okay => string(b"OK", encoding),
         Value::SimpleString(s) if top_level && s == "OK" => Json::String("OK".into()),
         Value::SimpleString(s) => string(s.as_bytes(), encoding),
-        Value::Array(items) | Value::Set(items) => Json::Array(
-            items
-                .iter()
-                .map(|v| to_json(v, encoding, false))
-                .collect(),
-        ),
+        Value::Array(items) | Value::Set(items) => {
+            Json::Array(items.iter().map(|v| to_json(v, encoding, false)).collect())
+        }
         Value::Push { data, .. } => {
             Json::Array(data.iter().map(|v| to_json(v, encoding, false)).collect())
         }

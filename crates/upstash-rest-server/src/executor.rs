@@ -44,8 +44,6 @@ enum After {
     Nothing,
     /// SCRIPT LOAD of a rewritten script: answer with the SHA1 of what the client sent.
     ReportOriginalSha(String),
-    /// SCRIPT FLUSH: the rewritten-SHA map no longer matches Redis' cache.
-    ClearShaMap,
 }
 
 struct Prepared {
@@ -53,12 +51,47 @@ struct Prepared {
     after: After,
 }
 
+/// `SCRIPT FLUSH [ASYNC|SYNC]`: only a flush Redis will accept forgets the script mappings.
+fn is_valid_script_flush(command: &[Vec<u8>]) -> bool {
+    match command.len() {
+        2 => true,
+        3 => command[2].eq_ignore_ascii_case(b"ASYNC") || command[2].eq_ignore_ascii_case(b"SYNC"),
+        _ => false,
+    }
+}
+
 /// Commands that would block the shared connection or change its state for everyone.
 const CONNECTION_STATE_COMMANDS: &[&str] = &[
-    "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "AUTH", "HELLO", "QUIT", "RESET",
-    "MONITOR", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE",
-    "SUNSUBSCRIBE", "SYNC", "PSYNC", "REPLCONF", "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE",
-    "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "WAIT", "WAITAOF",
+    "MULTI",
+    "EXEC",
+    "DISCARD",
+    "WATCH",
+    "UNWATCH",
+    "SELECT",
+    "AUTH",
+    "HELLO",
+    "QUIT",
+    "RESET",
+    "MONITOR",
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "SSUBSCRIBE",
+    "UNSUBSCRIBE",
+    "PUNSUBSCRIBE",
+    "SUNSUBSCRIBE",
+    "SYNC",
+    "PSYNC",
+    "REPLCONF",
+    "BLPOP",
+    "BRPOP",
+    "BRPOPLPUSH",
+    "BLMOVE",
+    "BLMPOP",
+    "BZPOPMIN",
+    "BZPOPMAX",
+    "BZMPOP",
+    "WAIT",
+    "WAITAOF",
 ];
 
 pub struct Executor {
@@ -161,7 +194,12 @@ impl Executor {
                     *sha = self.shas.translate(sha);
                 }
             }
-            ("SCRIPT", Some("FLUSH")) => after = After::ClearShaMap,
+            // SCRIPT FLUSH: the rewritten-SHA map no longer matches Redis' cache. It is cleared
+            // here, in command order, and not when Redis answers: a SCRIPT LOAD / EVAL later in
+            // the same body registers its mapping while being prepared, before the FLUSH reply
+            // arrives, and clearing on the reply would drop that fresh mapping (SCRIPT LOAD would
+            // then return a SHA1 that EVALSHA answers with NOSCRIPT).
+            ("SCRIPT", Some("FLUSH")) if is_valid_script_flush(&command) => self.shas.clear(),
             _ => {}
         }
         Ok(Prepared { command, after })
@@ -176,12 +214,7 @@ impl Executor {
                 };
                 Reply::Value(Value::BulkString(sha.clone().into_bytes()))
             }
-            value => {
-                if matches!(after, After::ClearShaMap) {
-                    self.shas.clear();
-                }
-                Reply::Value(value)
-            }
+            value => Reply::Value(value),
         }
     }
 
@@ -272,5 +305,69 @@ impl Executor {
                 "EXECABORT Transaction discarded (unexpected EXEC reply {other:?})"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scripts::sha1_hex;
+
+    fn executor() -> Executor {
+        // Redis is connected lazily, so nothing listens on this port and nothing needs to.
+        Executor::new(&ServerConfig::new("redis://127.0.0.1:1", "token")).unwrap()
+    }
+
+    fn cmd(parts: &[&[u8]]) -> Command {
+        parts.iter().map(|p| p.to_vec()).collect()
+    }
+
+    #[test]
+    fn script_flush_then_load_in_one_body_keeps_the_new_mapping() {
+        let ex = executor();
+        let script: &[u8] = b"#!lua flags=allow-key-locking\nreturn 1";
+        let original = sha1_hex(script);
+        let rewritten = sha1_hex(b"#!lua\nreturn 1");
+        // One body: [["SCRIPT","FLUSH"],["SCRIPT","LOAD",script]]; every command is prepared
+        // before Redis answers any of them, and the answers are then finished in order.
+        let flush = ex.prepare(cmd(&[b"SCRIPT", b"FLUSH"])).unwrap();
+        let load = ex.prepare(cmd(&[b"script", b"load", script])).unwrap();
+        assert_eq!(load.command[2], b"#!lua\nreturn 1");
+        assert_eq!(
+            ex.finish(Value::Okay, &flush.after),
+            Reply::Value(Value::Okay)
+        );
+        assert_eq!(
+            ex.finish(
+                Value::BulkString(rewritten.clone().into_bytes()),
+                &load.after
+            ),
+            Reply::Value(Value::BulkString(original.clone().into_bytes()))
+        );
+        // A later EVALSHA with the SHA1 SCRIPT LOAD returned must reach the rewritten script.
+        let evalsha = ex
+            .prepare(cmd(&[b"EVALSHA", original.as_bytes(), b"0"]))
+            .unwrap();
+        assert_eq!(evalsha.command[1], rewritten.into_bytes());
+    }
+
+    #[test]
+    fn script_flush_forgets_mappings_but_an_invalid_flush_does_not() {
+        let ex = executor();
+        let script: &[u8] = b"#!lua flags=allow-key-locking\nreturn 2";
+        let original = sha1_hex(script);
+        let rewritten = sha1_hex(b"#!lua\nreturn 2");
+        ex.prepare(cmd(&[b"EVAL", script, b"0"])).unwrap();
+        let translated = |ex: &Executor| {
+            ex.prepare(cmd(&[b"evalsha", original.as_bytes(), b"0"]))
+                .unwrap()
+                .command[1]
+                .clone()
+        };
+        assert_eq!(translated(&ex), rewritten.clone().into_bytes());
+        ex.prepare(cmd(&[b"SCRIPT", b"FLUSH", b"BOGUS"])).unwrap();
+        assert_eq!(translated(&ex), rewritten.into_bytes());
+        ex.prepare(cmd(&[b"script", b"flush", b"async"])).unwrap();
+        assert_eq!(translated(&ex), original.clone().into_bytes());
     }
 }

@@ -77,7 +77,10 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 }
 
 fn encoding(headers: &HeaderMap) -> Encoding {
-    match headers.get("upstash-encoding").and_then(|v| v.to_str().ok()) {
+    match headers
+        .get("upstash-encoding")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(v) if v.trim().eq_ignore_ascii_case("base64") => Encoding::Base64,
         _ => Encoding::Utf8,
     }
@@ -99,7 +102,10 @@ fn unavailable_response(err: Unavailable) -> Response {
 
 async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let method = request.method().clone();
-    if !matches!(method, Method::GET | Method::POST | Method::PUT | Method::HEAD) {
+    if !matches!(
+        method,
+        Method::GET | Method::POST | Method::PUT | Method::HEAD
+    ) {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             &format!("ERR method {method} is not allowed; send commands with POST"),
@@ -148,7 +154,10 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
                     ),
                 )
             } else {
-                error_response(StatusCode::BAD_REQUEST, "ERR could not read the request body")
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    "ERR could not read the request body",
+                )
             };
         }
     };
@@ -166,9 +175,10 @@ async fn single(state: &AppState, body: &[u8], encoding: Encoding) -> Response {
     };
     match state.executor.run_pipeline(vec![command]).await {
         Ok(replies) => match replies.into_iter().next() {
-            Some(Reply::Value(v)) => {
-                json_response(StatusCode::OK, &json!({ "result": result_json(&v, encoding) }))
-            }
+            Some(Reply::Value(v)) => json_response(
+                StatusCode::OK,
+                &json!({ "result": result_json(&v, encoding) }),
+            ),
             Some(Reply::Error(e)) => error_response(StatusCode::BAD_REQUEST, &e),
             None => error_response(StatusCode::BAD_GATEWAY, "ERR missing reply from Redis"),
         },

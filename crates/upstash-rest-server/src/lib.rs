@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 pub use config::ServerConfig;
 pub use error::StartError;
+pub use scripts::strip_key_locking;
 
 /// A server started by [`start`]; dropping it does not stop the server, call [`RunningServer::stop`].
 pub struct RunningServer {
@@ -38,7 +39,11 @@ impl RunningServer {
 
     /// The base URL clients should use, e.g. `http://127.0.0.1:43123`.
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.local_addr, self.base_path.trim_end_matches('/'))
+        format!(
+            "http://{}{}",
+            self.local_addr,
+            self.base_path.trim_end_matches('/')
+        )
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and waits for the server task.

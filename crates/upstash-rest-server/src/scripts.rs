@@ -23,7 +23,10 @@ pub fn strip_key_locking(script: &[u8]) -> Option<Vec<u8>> {
     if !script.starts_with(b"#!lua") {
         return None;
     }
-    let line_end = script.iter().position(|&b| b == b'\n').unwrap_or(script.len());
+    let line_end = script
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(script.len());
     let first_line = std::str::from_utf8(&script[..line_end]).ok()?;
     let (first_line, carriage_return) = match first_line.strip_suffix('\r') {
         Some(line) => (line, "\r"),
@@ -134,8 +137,14 @@ mod tests {
         let (sent, original) = map.prepare_script(script);
         let original = original.unwrap();
         assert_eq!(original, sha1_hex(script));
-        assert_eq!(map.translate(original.to_uppercase().as_bytes()), sha1_hex(&sent).into_bytes());
+        assert_eq!(
+            map.translate(original.to_uppercase().as_bytes()),
+            sha1_hex(&sent).into_bytes()
+        );
         map.clear();
-        assert_eq!(map.translate(original.as_bytes()), original.clone().into_bytes());
+        assert_eq!(
+            map.translate(original.as_bytes()),
+            original.clone().into_bytes()
+        );
     }
 }

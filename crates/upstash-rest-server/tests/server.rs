@@ -24,7 +24,10 @@ async fn post(stack: &RestStack, path: &str, body: Value, base64: bool) -> (u16,
 }
 
 fn sha1_hex(bytes: &[u8]) -> String {
-    Sha1::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[tokio::test]
@@ -149,27 +152,94 @@ async fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
     };
     let cases: Vec<(reqwest::Method, &str, Option<&str>, String, u16)> = vec![
         (reqwest::Method::POST, "/", None, "[\"ping\"]".into(), 401),
-        (reqwest::Method::POST, "/", Some("wrong"), "[\"ping\"]".into(), 401),
-        (reqwest::Method::DELETE, "/", Some(&stack.token), String::new(), 405),
-        (reqwest::Method::POST, "/nope", Some(&stack.token), "[\"ping\"]".into(), 404),
-        (reqwest::Method::POST, "/", Some(&stack.token), "{not json".into(), 400),
-        (reqwest::Method::POST, "/", Some(&stack.token), "{\"a\":1}".into(), 400),
-        (reqwest::Method::POST, "/pipeline", Some(&stack.token), "[\"get\",\"k\"]".into(), 400),
-        (reqwest::Method::POST, "/", Some(&stack.token), "[\"set\",\"k\",null]".into(), 400),
-        (reqwest::Method::POST, "/", Some(&stack.token), format!("[\"set\",\"k\",\"{}\"]", "x".repeat(2000)), 413),
-        (reqwest::Method::POST, "/multi-exec", Some(&stack.token), "[[\"multi\"]]".into(), 400),
-        (reqwest::Method::POST, "/", Some(&stack.token), "[\"select\",\"1\"]".into(), 400),
+        (
+            reqwest::Method::POST,
+            "/",
+            Some("wrong"),
+            "[\"ping\"]".into(),
+            401,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/",
+            Some(&stack.token),
+            String::new(),
+            405,
+        ),
+        (
+            reqwest::Method::POST,
+            "/nope",
+            Some(&stack.token),
+            "[\"ping\"]".into(),
+            404,
+        ),
+        (
+            reqwest::Method::POST,
+            "/",
+            Some(&stack.token),
+            "{not json".into(),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/",
+            Some(&stack.token),
+            "{\"a\":1}".into(),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/pipeline",
+            Some(&stack.token),
+            "[\"get\",\"k\"]".into(),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/",
+            Some(&stack.token),
+            "[\"set\",\"k\",null]".into(),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/",
+            Some(&stack.token),
+            format!("[\"set\",\"k\",\"{}\"]", "x".repeat(2000)),
+            413,
+        ),
+        (
+            reqwest::Method::POST,
+            "/multi-exec",
+            Some(&stack.token),
+            "[[\"multi\"]]".into(),
+            400,
+        ),
+        (
+            reqwest::Method::POST,
+            "/",
+            Some(&stack.token),
+            "[\"select\",\"1\"]".into(),
+            400,
+        ),
     ];
     for (method, path, token, body, expected) in cases {
-        let res = send(method.clone(), path, token, body).await.expect("request");
+        let res = send(method.clone(), path, token, body)
+            .await
+            .expect("request");
         assert_eq!(res.status().as_u16(), expected, "{method} {path}");
         let text = res.text().await.expect("body");
         let parsed: Value = serde_json::from_str(&text).expect("a JSON error body");
         assert!(parsed["error"].is_string(), "{text}");
         assert!(!text.contains(&stack.token), "the token leaked: {text}");
-        let ok = send(reqwest::Method::POST, "/", Some(&stack.token), "[\"ping\"]".into())
-            .await
-            .expect("request");
+        let ok = send(
+            reqwest::Method::POST,
+            "/",
+            Some(&stack.token),
+            "[\"ping\"]".into(),
+        )
+        .await
+        .expect("request");
         assert_eq!(ok.status().as_u16(), 200, "still serving after {path}");
     }
     stack.stop().await;
