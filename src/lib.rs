@@ -2,9 +2,14 @@
 //! `upstash-rest-server`. Its generated loader (`native.cjs`) is internal; the public API is the
 //! hand-written `index.js` / `index.d.ts`.
 
+mod algorithm;
+mod errors;
 mod rest_server;
+mod store;
 
+pub use algorithm::*;
 pub use rest_server::*;
+pub use store::*;
 
 /// One tokio runtime per process (shared by the main thread and every worker thread), created
 /// before any export is registered.

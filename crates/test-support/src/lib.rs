@@ -148,6 +148,17 @@ impl RestStack {
         }
     }
 
+    /// Requests and commands the REST server has served so far.
+    pub fn stats(&self) -> upstash_rest_server::ServerStats {
+        self.server
+            .as_ref()
+            .map(|s| s.stats())
+            .unwrap_or(upstash_rest_server::ServerStats {
+                requests: 0,
+                commands: 0,
+            })
+    }
+
     /// Stops the REST server gracefully (redis stops on drop).
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {

@@ -1,5 +1,6 @@
 //! The HTTP surface: routing, authentication, body limits and JSON answers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -19,6 +20,22 @@ pub struct AppState {
     base_path: String,
     max_body_bytes: usize,
     executor: Executor,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// Counters for tests and benchmarks: how many authorized command requests arrived and how
+/// many Redis commands they carried.
+#[derive(Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub commands: AtomicU64,
+}
+
+impl Stats {
+    fn count(&self, commands: usize) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.commands.fetch_add(commands as u64, Ordering::Relaxed);
+    }
 }
 
 impl AppState {
@@ -28,6 +45,7 @@ impl AppState {
             token: config.token,
             max_body_bytes: config.max_body_bytes,
             executor,
+            stats: Arc::default(),
         }
     }
 }
@@ -173,6 +191,7 @@ async fn single(state: &AppState, body: &[u8], encoding: Encoding) -> Response {
         Ok(c) => c,
         Err(BadBody(msg)) => return error_response(StatusCode::BAD_REQUEST, &msg),
     };
+    state.stats.count(1);
     match state.executor.run_pipeline(vec![command]).await {
         Ok(replies) => match replies.into_iter().next() {
             Some(Reply::Value(v)) => json_response(
@@ -191,6 +210,7 @@ async fn pipeline(state: &AppState, body: &[u8], encoding: Encoding) -> Response
         Ok(c) => c,
         Err(BadBody(msg)) => return error_response(StatusCode::BAD_REQUEST, &msg),
     };
+    state.stats.count(commands.len());
     match state.executor.run_pipeline(commands).await {
         Ok(replies) => json_response(
             StatusCode::OK,
@@ -205,6 +225,7 @@ async fn multi_exec(state: &AppState, body: &[u8], encoding: Encoding) -> Respon
         Ok(c) => c,
         Err(BadBody(msg)) => return error_response(StatusCode::BAD_REQUEST, &msg),
     };
+    state.stats.count(commands.len());
     match state.executor.run_multi(commands).await {
         Ok(MultiOutcome::Committed(replies)) => json_response(
             StatusCode::OK,

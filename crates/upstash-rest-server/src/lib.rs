@@ -23,9 +23,17 @@ pub use config::ServerConfig;
 pub use error::StartError;
 pub use scripts::strip_key_locking;
 
+/// Request counters of a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerStats {
+    pub requests: u64,
+    pub commands: u64,
+}
+
 /// A server started by [`start`]; dropping it does not stop the server, call [`RunningServer::stop`].
 pub struct RunningServer {
     local_addr: SocketAddr,
+    stats: Arc<http::Stats>,
     base_path: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -35,6 +43,16 @@ impl RunningServer {
     /// The address the server is bound to (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Command requests served so far (`/`, `/pipeline` and `/multi-exec` bodies that passed
+    /// authentication and parsing) and the Redis commands they carried.
+    pub fn stats(&self) -> ServerStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        ServerStats {
+            requests: self.stats.requests.load(Relaxed),
+            commands: self.stats.commands.load(Relaxed),
+        }
     }
 
     /// The base URL clients should use, e.g. `http://127.0.0.1:43123`.
@@ -79,6 +97,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let base_path = config.normalized_base_path();
     let executor = executor::Executor::new(&config)?;
     let state = Arc::new(http::AppState::new(config, executor));
+    let stats = state.stats.clone();
     let app = http::router(state);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -93,6 +112,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     Ok(RunningServer {
         local_addr,
+        stats,
         base_path,
         shutdown: Some(tx),
         task,

@@ -1,0 +1,373 @@
+//! Client for the Upstash Redis REST API (or the local server in this workspace).
+//!
+//! Concurrent calls are coalesced: at most `max_in_flight` HTTP requests run at once, and every
+//! call that arrives meanwhile joins the next `/pipeline` request, so a warm `limit()` costs at
+//! most one HTTP round trip and a burst of N calls costs far fewer than N. Scripts go out as
+//! EVALSHA; items that come back NOSCRIPT are retried once as EVAL in a follow-up pipeline.
+//! Responses are requested with `Upstash-Encoding: base64`, so strings keep their raw bytes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use serde_json::Value as Json;
+use tokio::sync::oneshot;
+
+use crate::scripts::Script;
+use crate::stores::{Reply, StoreError};
+
+/// Most commands per `/pipeline` request (what `@upstash/redis` uses too).
+const MAX_BATCH: usize = 1000;
+
+/// Connection settings for [`UpstashRest`].
+#[derive(Debug, Clone)]
+pub struct UpstashRestOptions {
+    /// Concurrent HTTP requests; calls beyond that are batched into the next one.
+    pub max_in_flight: usize,
+    /// Upper bound for one HTTP request, so work in flight stays bounded during an outage.
+    pub request_timeout: Duration,
+    /// Accept TLS certificates that do not verify (self-signed local endpoints only).
+    pub accept_invalid_certs: bool,
+}
+
+impl Default for UpstashRestOptions {
+    fn default() -> Self {
+        UpstashRestOptions {
+            max_in_flight: 4,
+            request_timeout: Duration::from_secs(10),
+            accept_invalid_certs: false,
+        }
+    }
+}
+
+/// One command in a batch.
+enum Command {
+    /// EVALSHA first, EVAL on NOSCRIPT.
+    Script {
+        script: &'static Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    },
+    /// Any other command, sent as is.
+    Plain(Vec<String>),
+}
+
+impl Command {
+    fn to_json(&self, as_eval: bool) -> Json {
+        match self {
+            Command::Script { script, keys, args } => {
+                let mut parts: Vec<Json> = Vec::with_capacity(3 + keys.len() + args.len());
+                if as_eval {
+                    parts.push(Json::from("EVAL"));
+                    parts.push(Json::from(script.source));
+                } else {
+                    parts.push(Json::from("EVALSHA"));
+                    parts.push(Json::from(script.sha1()));
+                }
+                parts.push(Json::from(keys.len()));
+                parts.extend(keys.iter().map(|k| Json::from(k.as_str())));
+                parts.extend(args.iter().map(|a| Json::from(a.as_str())));
+                Json::Array(parts)
+            }
+            Command::Plain(parts) => {
+                Json::Array(parts.iter().map(|p| Json::from(p.as_str())).collect())
+            }
+        }
+    }
+}
+
+struct Call {
+    command: Command,
+    reply: oneshot::Sender<Result<Reply, StoreError>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Call>,
+    in_flight: usize,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    pipeline_url: String,
+    /// Host and port only: what error messages may show.
+    display_host: String,
+    headers: HeaderMap,
+    max_in_flight: usize,
+    queue: Mutex<Queue>,
+}
+
+/// A cheap-to-clone handle on one REST endpoint.
+#[derive(Clone)]
+pub struct UpstashRest {
+    inner: Arc<Inner>,
+}
+
+impl UpstashRest {
+    pub fn new(url: &str, token: &str, options: UpstashRestOptions) -> Result<Self, StoreError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| StoreError::InvalidConfig(format!("invalid Upstash REST URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(StoreError::InvalidConfig(format!(
+                "the Upstash REST URL must start with http:// or https://, got scheme {:?}",
+                parsed.scheme()
+            )));
+        }
+        if token.is_empty() {
+            return Err(StoreError::InvalidConfig(
+                "the Upstash REST token is empty".into(),
+            ));
+        }
+        let display_host = match (parsed.host_str(), parsed.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            _ => "<no host>".into(),
+        };
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            StoreError::InvalidConfig("the Upstash REST token contains invalid characters".into())
+        })?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("upstash-encoding", HeaderValue::from_static("base64"));
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .timeout(options.request_timeout)
+            .tls_danger_accept_invalid_certs(options.accept_invalid_certs)
+            .build()
+            .map_err(|e| StoreError::InvalidConfig(format!("cannot build the HTTP client: {e}")))?;
+        let base = url.trim_end_matches('/');
+        Ok(UpstashRest {
+            inner: Arc::new(Inner {
+                http,
+                pipeline_url: format!("{base}/pipeline"),
+                display_host,
+                headers,
+                max_in_flight: options.max_in_flight.max(1),
+                queue: Mutex::new(Queue::default()),
+            }),
+        })
+    }
+
+    /// Runs a script (EVALSHA, then EVAL if Redis does not know it yet).
+    pub async fn eval(
+        &self,
+        script: &'static Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<Reply, StoreError> {
+        self.submit(Command::Script { script, keys, args }).await
+    }
+
+    /// Runs one plain command such as `["GET", key]`.
+    pub async fn command(&self, parts: Vec<String>) -> Result<Reply, StoreError> {
+        self.submit(Command::Plain(parts)).await
+    }
+
+    async fn submit(&self, command: Command) -> Result<Reply, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let start_worker = {
+            let mut queue = self
+                .inner
+                .queue
+                .lock()
+                .map_err(|_| StoreError::Internal("request queue poisoned".into()))?;
+            queue.pending.push(Call { command, reply: tx });
+            if queue.in_flight < self.inner.max_in_flight {
+                queue.in_flight += 1;
+                true
+            } else {
+                false
+            }
+        };
+        if start_worker {
+            tokio::spawn(drain(self.inner.clone()));
+        }
+        rx.await
+            .map_err(|_| StoreError::Internal("the request was dropped".into()))?
+    }
+}
+
+/// Sends batches until the queue is empty, then frees its in-flight slot.
+async fn drain(inner: Arc<Inner>) {
+    loop {
+        let batch: Vec<Call> = {
+            let Ok(mut queue) = inner.queue.lock() else {
+                return;
+            };
+            if queue.pending.is_empty() {
+                queue.in_flight -= 1;
+                return;
+            }
+            let take = queue.pending.len().min(MAX_BATCH);
+            queue.pending.drain(..take).collect()
+        };
+        send_batch(&inner, batch).await;
+    }
+}
+
+async fn send_batch(inner: &Inner, batch: Vec<Call>) {
+    let body = Json::Array(batch.iter().map(|c| c.command.to_json(false)).collect());
+    let items = match post(inner, &body).await {
+        Ok(items) if items.len() == batch.len() => items,
+        Ok(items) => {
+            let err = StoreError::BadResponse(format!(
+                "the pipeline answer has {} items for {} commands",
+                items.len(),
+                batch.len()
+            ));
+            return fail_all(batch, err);
+        }
+        Err(err) => return fail_all(batch, err),
+    };
+    let mut retry: Vec<Call> = Vec::new();
+    for (call, item) in batch.into_iter().zip(items) {
+        let noscript =
+            matches!(&item, Err(StoreError::Redis(text)) if text.starts_with("NOSCRIPT"));
+        if noscript && matches!(call.command, Command::Script { .. }) {
+            retry.push(call);
+        } else {
+            let _ = call.reply.send(item);
+        }
+    }
+    if retry.is_empty() {
+        return;
+    }
+    let body = Json::Array(retry.iter().map(|c| c.command.to_json(true)).collect());
+    match post(inner, &body).await {
+        Ok(items) if items.len() == retry.len() => {
+            for (call, item) in retry.into_iter().zip(items) {
+                let _ = call.reply.send(item);
+            }
+        }
+        Ok(_) => fail_all(
+            retry,
+            StoreError::BadResponse("the EVAL pipeline answer has the wrong length".into()),
+        ),
+        Err(err) => fail_all(retry, err),
+    }
+}
+
+fn fail_all(calls: Vec<Call>, err: StoreError) {
+    for call in calls {
+        let _ = call.reply.send(Err(err.clone()));
+    }
+}
+
+/// POSTs one pipeline; a transport or HTTP-level failure fails every item.
+async fn post(inner: &Inner, body: &Json) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let response = inner
+        .http
+        .post(&inner.pipeline_url)
+        .headers(inner.headers.clone())
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| transport_error(inner, e))?;
+    let status = response.status();
+    let text = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(inner, e))?;
+    let parsed: Result<Json, _> = serde_json::from_slice(&text);
+    if !status.is_success() {
+        let message = match parsed {
+            Ok(Json::Object(map)) => match map.get("error") {
+                Some(Json::String(err)) => err.clone(),
+                _ => snippet(&text),
+            },
+            _ => snippet(&text),
+        };
+        return Err(StoreError::Http {
+            status: status.as_u16(),
+            message,
+        });
+    }
+    match parsed {
+        Ok(Json::Array(items)) => Ok(items.iter().map(decode_item).collect()),
+        Ok(_) | Err(_) => Err(StoreError::BadResponse(format!(
+            "expected a JSON array from /pipeline, got: {}",
+            snippet(&text)
+        ))),
+    }
+}
+
+fn transport_error(inner: &Inner, err: reqwest::Error) -> StoreError {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    // `without_url` keeps credentials that might sit in the URL out of the message.
+    StoreError::Transport(format!(
+        "request to {} {kind}: {}",
+        inner.display_host,
+        err.without_url()
+    ))
+}
+
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+fn decode_item(item: &Json) -> Result<Reply, StoreError> {
+    match item {
+        Json::Object(map) => {
+            if let Some(err) = map.get("error") {
+                return Err(StoreError::Redis(match err {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                }));
+            }
+            match map.get("result") {
+                Some(result) => decode_value(result, true),
+                None => Err(StoreError::BadResponse(
+                    "a pipeline item has neither result nor error".into(),
+                )),
+            }
+        }
+        other => Err(StoreError::BadResponse(format!(
+            "unexpected pipeline item: {}",
+            snippet(other.to_string().as_bytes())
+        ))),
+    }
+}
+
+/// Undoes `Upstash-Encoding: base64`: strings are base64 except a top-level "OK".
+fn decode_value(value: &Json, top_level: bool) -> Result<Reply, StoreError> {
+    match value {
+        Json::Null => Ok(Reply::Nil),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Reply::Int)
+            .or_else(|| n.as_f64().map(|f| Reply::Bytes(f.to_string().into_bytes())))
+            .ok_or_else(|| StoreError::BadResponse(format!("unexpected number {n}"))),
+        Json::String(s) if top_level && s == "OK" => Ok(Reply::Bytes(b"OK".to_vec())),
+        Json::String(s) => STANDARD
+            .decode(s)
+            .map(Reply::Bytes)
+            .map_err(|_| StoreError::BadResponse(format!("a reply string is not base64: {s:?}"))),
+        Json::Array(items) => items
+            .iter()
+            .map(|v| decode_value(v, false))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Reply::Array),
+        Json::Bool(b) => Ok(Reply::Int(i64::from(*b))),
+        Json::Object(_) => Err(StoreError::BadResponse(
+            "unexpected object in a reply".into(),
+        )),
+    }
+}

@@ -1,0 +1,165 @@
+// ratelimit-native — public types. Hand-written to match @upstash/ratelimit 2.2.0's surface:
+// code written against @upstash/ratelimit compiles unchanged, and results flow back into code
+// typed with upstream's types (checked by __test__/types/compat.ts).
+
+/** Time unit of a window: milliseconds, seconds, minutes, hours, days, weeks. */
+export type Unit = "ms" | "s" | "m" | "h" | "d" | "w";
+
+/** A window such as `"10 s"`, `"1m"` or `"1.5 h"` (fractions are rounded to whole ms). */
+export type Duration = `${number} ${Unit}` | `${number}${Unit}`;
+
+/** Why a response did not come from Redis. */
+export type RatelimitResponseType = "timeout" | "cacheBlock" | "denyList";
+
+export type RatelimitResponse = {
+  /** Whether the request may pass. */
+  success: boolean;
+  /** The limit that applied (the dynamic limit when one is set). */
+  limit: number;
+  /** Requests left in the current window. */
+  remaining: number;
+  /** Unix time in ms when the window resets (for token bucket: the next refill). */
+  reset: number;
+  /** Background work (e.g. cachedFixedWindow's Redis write); await it on serverless runtimes. */
+  pending: Promise<unknown>;
+  reason?: RatelimitResponseType;
+  deniedValue?: string | undefined;
+};
+
+export type Geo = {
+  country?: string;
+  city?: string;
+  region?: string;
+  ip?: string;
+};
+
+export type LimitOptions = {
+  geo?: Geo;
+  /** How many tokens this request costs (default 1; 0 only reads; negative refunds). */
+  rate?: number;
+  ip?: string;
+  userAgent?: string;
+  country?: string;
+};
+
+/** Remembers identifiers that are over their limit until they reset, so floods cost no I/O. */
+export type EphemeralCache = {
+  isBlocked: (identifier: string) => { blocked: boolean; reset: number };
+  blockUntil: (identifier: string, reset: number) => void;
+  set: (key: string, value: number) => void;
+  get: (key: string) => number | null;
+  incr: (key: string, incrementAmount?: number) => number;
+  pop: (key: string) => void;
+  empty: () => void;
+  size: () => number;
+};
+
+/**
+ * What a limiter needs from its Redis client. An `@upstash/redis` `Redis`, this package's own
+ * `Redis`, or any object with these methods (ioredis adapters, test doubles) fits.
+ */
+export interface RatelimitRedis {
+  evalsha<TArgs extends unknown[], TData = unknown>(sha1: string, keys: string[], args: TArgs): Promise<TData>;
+  get<TData>(key: string): Promise<TData | null>;
+  set<TData>(key: string, value: TData, opts?: any): Promise<unknown>;
+}
+
+export type RegionContext = {
+  redis: RatelimitRedis;
+  cache?: EphemeralCache;
+  dynamicLimits?: boolean;
+  prefix: string;
+};
+
+/**
+ * A rate-limiting algorithm. The built-in ones come from the static factories; you can also
+ * write your own. Methods are called with the limiter's context and the prefixed identifier.
+ */
+export type Algorithm<TContext> = () => {
+  limit(ctx: TContext, identifier: string, rate?: number, opts?: { cache?: EphemeralCache }): Promise<RatelimitResponse>;
+  getRemaining(ctx: TContext, identifier: string): Promise<{ remaining: number; reset: number; limit: number }>;
+  resetTokens(ctx: TContext, identifier: string): Promise<void>;
+};
+
+export type RatelimitConfig = {
+  /** Where counters live. */
+  redis: RatelimitRedis;
+  /** The algorithm, e.g. `Ratelimit.slidingWindow(10, "10 s")`. */
+  limiter: Algorithm<RegionContext>;
+  /** Key prefix (default `"@upstash/ratelimit"`, so keys are shared with the JS library). */
+  prefix?: string;
+  /**
+   * Cache of blocked identifiers: a `Map` (shareable between limiters), `false` to disable, or
+   * left out for one Map per instance.
+   */
+  ephemeralCache?: Map<string, number> | false;
+  /** After this many ms, `limit()` answers `success: true, reason: "timeout"` (default 5000; ≤ 0 disables). */
+  timeout?: number;
+  analytics?: boolean;
+  /** @deprecated Ignored, as upstream. */
+  cacheScripts?: boolean;
+  enableProtection?: boolean;
+  denyListThreshold?: number;
+  /** Enables `setDynamicLimit` / `getDynamicLimit` (one global limit per prefix). */
+  dynamicLimits?: boolean;
+  enableTelemetry?: boolean;
+};
+
+/** Drop-in for `@upstash/ratelimit`'s `Ratelimit`. */
+export declare class Ratelimit {
+  constructor(config: RatelimitConfig);
+
+  protected readonly limiter: Algorithm<RegionContext>;
+  protected readonly ctx: RegionContext;
+  protected readonly prefix: string;
+  protected readonly timeout: number;
+  protected readonly primaryRedis: RatelimitRedis;
+  protected readonly enableProtection: boolean;
+  protected readonly denyListThreshold: number;
+  protected readonly dynamicLimits: boolean;
+
+  /** Counts a request for `identifier`; `req.rate` sets its cost. */
+  limit: (identifier: string, req?: LimitOptions) => Promise<RatelimitResponse>;
+  /** Waits until a request for `identifier` is allowed, or `timeout` ms have passed. */
+  blockUntilReady: (identifier: string, timeout: number) => Promise<RatelimitResponse>;
+  /** Forgets everything counted for `identifier`. */
+  resetUsedTokens: (identifier: string) => Promise<void>;
+  /** Reads the remaining budget without consuming any. */
+  getRemaining: (identifier: string) => Promise<{ remaining: number; reset: number; limit: number }>;
+  /** Sets (or with `false` removes) the global dynamic limit of this prefix. */
+  setDynamicLimit: (options: { limit: number | false }) => Promise<void>;
+  getDynamicLimit: () => Promise<{ dynamicLimit: number | null }>;
+
+  /** `tokens` requests per aligned `window`. */
+  static fixedWindow(tokens: number, window: Duration): Algorithm<RegionContext>;
+  /** `tokens` requests per rolling `window` (weighted over the previous window). */
+  static slidingWindow(tokens: number, window: Duration): Algorithm<RegionContext>;
+  /** A bucket of `maxTokens`, refilled by `refillRate` every `interval`. */
+  static tokenBucket(refillRate: number, interval: Duration, maxTokens: number): Algorithm<RegionContext>;
+  /** Counts in the ephemeral cache and writes to Redis in the background (experimental upstream). */
+  static cachedFixedWindow(tokens: number, window: Duration): Algorithm<RegionContext>;
+}
+
+export type RedisConfig = {
+  /** The Upstash REST URL (UPSTASH_REDIS_REST_URL), or a local `ratelimit-native serve` URL. */
+  url: string | undefined;
+  /** The REST token (UPSTASH_REDIS_REST_TOKEN). */
+  token: string | undefined;
+  [option: string]: unknown;
+};
+
+/**
+ * An Upstash Redis REST client with `@upstash/redis`'s constructor shape, served natively
+ * (HTTP from Rust, concurrent calls batched). Implements the commands rate limiting uses.
+ */
+export declare class Redis implements RatelimitRedis {
+  constructor(config: RedisConfig);
+  /** Reads UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN, then KV_REST_API_URL / KV_REST_API_TOKEN. */
+  static fromEnv(config?: Omit<RedisConfig, "url" | "token">): Redis;
+  readonly url: string;
+  evalsha<TArgs extends unknown[], TData = unknown>(sha1: string, keys: string[], args: TArgs): Promise<TData>;
+  eval<TArgs extends unknown[], TData = unknown>(script: string, keys: string[], args: TArgs): Promise<TData>;
+  get<TData>(key: string): Promise<TData | null>;
+  set<TData>(key: string, value: TData, opts?: { ex?: number; px?: number; nx?: boolean; xx?: boolean }): Promise<"OK" | TData | null>;
+  del(...keys: string[]): Promise<number>;
+}

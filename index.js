@@ -1,0 +1,9 @@
+'use strict'
+// ratelimit-native: the public API. A drop-in for @upstash/ratelimit backed by Rust.
+// (CommonJS with plain `exports.x =` lines, so Node's ESM named imports work too.)
+
+const { Ratelimit } = require('./lib/ratelimit')
+const { Redis } = require('./lib/redis')
+
+exports.Ratelimit = Ratelimit
+exports.Redis = Redis

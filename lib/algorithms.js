@@ -1,0 +1,177 @@
+'use strict'
+// The built-in algorithms as upstream-shaped `Algorithm`s: `() => ({ limit, getRemaining,
+// resetTokens })`, called with the limiter's context. The algorithm itself (scripts, keys,
+// arithmetic) lives in Rust; this file only decides where the script runs:
+// - native store (our Redis, an @upstash/redis instance): one native async call;
+// - compat path (any other client object): EVALSHA through the object, EVAL on NOSCRIPT,
+//   then the reply goes back to Rust for the arithmetic.
+// The ephemeral cache is consulted here, on the JS thread, so a blocked caller costs no I/O.
+
+const native = require('./native')
+const { nativeStoreFor } = require('./redis')
+
+const resolved = () => Promise.resolve()
+
+function parseWindow(window) {
+  if (typeof window !== 'string') throw new Error(`Unable to parse window size: ${window}`)
+  return native.parseDuration(window)
+}
+
+function dynamicKey(ctx) {
+  return ctx.dynamicLimits ? `${ctx.prefix}:dynamic:global` : null
+}
+
+/** EVALSHA first; EVAL when Redis does not know the script (upstream's exact fallback test). */
+async function evalThroughClient(redis, call) {
+  try {
+    return await redis.evalsha(call.sha1, call.keys, call.args)
+  } catch (error) {
+    if (`${error}`.includes('NOSCRIPT')) return redis.eval(call.script, call.keys, call.args)
+    throw error
+  }
+}
+
+/** Script replies as numbers; clients such as @upstash/redis may hand back numeric strings. */
+function replyNumbers(reply) {
+  const one = (v) => {
+    if (v === null || v === undefined) return null
+    const n = typeof v === 'number' ? v : Number(v)
+    return Number.isNaN(n) ? null : n
+  }
+  return Array.isArray(reply) ? reply.map(one) : [one(reply)]
+}
+
+async function runLimit(algo, ctx, key, now, rate) {
+  const dyn = dynamicKey(ctx)
+  const store = nativeStoreFor(ctx.redis)
+  if (store) return algo.limitOn(store, key, now, rate, dyn)
+  const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
+  return algo.limitOutcome(replyNumbers(reply), now, rate)
+}
+
+async function runRemaining(algo, ctx, key, now) {
+  const dyn = dynamicKey(ctx)
+  const store = nativeStoreFor(ctx.redis)
+  if (store) return algo.remainingOn(store, key, now, dyn)
+  const reply = await evalThroughClient(ctx.redis, algo.remainingCall(key, now, dyn))
+  return algo.remainingOutcome(replyNumbers(reply), now)
+}
+
+async function runReset(algo, ctx, key) {
+  const store = nativeStoreFor(ctx.redis)
+  if (store) return algo.resetOn(store, key)
+  await evalThroughClient(ctx.redis, algo.resetCall(key))
+}
+
+/** Tags our own algorithms so the limiter can recognise them. */
+const BUILT_IN = Symbol.for('ratelimit-native.algorithm')
+
+function asAlgorithm(impl, describe) {
+  const algorithm = () => impl
+  Object.defineProperty(algorithm, BUILT_IN, { value: describe })
+  return algorithm
+}
+
+/** fixedWindow, slidingWindow, tokenBucket: same flow, different script and arithmetic. */
+function counterAlgorithm(algo, staticLimit, describe) {
+  const impl = {
+    limit: async (ctx, identifier, rate) => {
+      const incrementBy = rate ?? 1
+      if (ctx.cache && incrementBy > 0) {
+        const { blocked, reset } = ctx.cache.isBlocked(identifier)
+        if (blocked) {
+          return { success: false, limit: staticLimit, remaining: 0, reset, pending: resolved(), reason: 'cacheBlock' }
+        }
+      }
+      const [success, limit, remaining, reset] = await runLimit(algo, ctx, identifier, Date.now(), incrementBy)
+      const ok = success === 1
+      if (ctx.cache) {
+        if (!ok) ctx.cache.blockUntil(identifier, reset)
+        else if (incrementBy < 0) ctx.cache.pop(identifier)
+      }
+      return { success: ok, limit, remaining, reset, pending: resolved() }
+    },
+    getRemaining: async (ctx, identifier) => {
+      const [remaining, reset, limit] = await runRemaining(algo, ctx, identifier, Date.now())
+      return { remaining, reset, limit }
+    },
+    resetTokens: async (ctx, identifier) => {
+      if (ctx.cache) ctx.cache.pop(identifier)
+      await runReset(algo, ctx, identifier)
+    },
+  }
+  return asAlgorithm(impl, describe)
+}
+
+function fixedWindow(tokens, window) {
+  const windowMs = parseWindow(window)
+  const algo = native.NativeAlgorithm.fixedWindow(tokens, windowMs)
+  return counterAlgorithm(algo, tokens, { kind: 'fixedWindow', tokens, windowMs })
+}
+
+function slidingWindow(tokens, window) {
+  const windowMs = parseWindow(window)
+  const algo = native.NativeAlgorithm.slidingWindow(tokens, windowMs)
+  return counterAlgorithm(algo, tokens, { kind: 'slidingWindow', tokens, windowMs })
+}
+
+function tokenBucket(refillRate, interval, maxTokens) {
+  const intervalMs = parseWindow(interval)
+  const algo = native.NativeAlgorithm.tokenBucket(refillRate, intervalMs, maxTokens)
+  return counterAlgorithm(algo, maxTokens, { kind: 'tokenBucket', refillRate, intervalMs, maxTokens })
+}
+
+/**
+ * cachedFixedWindow (experimental upstream): counts locally in the ephemeral cache and writes
+ * to Redis in the background (`pending`); only a cache miss waits for Redis.
+ */
+function cachedFixedWindow(tokens, window) {
+  const windowMs = parseWindow(window)
+  const algo = native.NativeAlgorithm.cachedFixedWindow(tokens, windowMs)
+  const requireCache = (ctx) => {
+    if (!ctx.cache) throw new Error('This algorithm requires a cache')
+  }
+  const impl = {
+    limit: async (ctx, identifier, rate) => {
+      requireCache(ctx)
+      if (ctx.dynamicLimits) {
+        console.warn(
+          'Warning: Dynamic limits are not yet supported for cachedFixedWindow algorithm. The dynamicLimits option will be ignored.',
+        )
+      }
+      const incrementBy = rate ?? 1
+      const now = Date.now()
+      const key = algo.windowKey(identifier, now)
+      const reset = algo.windowReset(now)
+      if (typeof ctx.cache.get(key) === 'number') {
+        const local = ctx.cache.incr(key, incrementBy)
+        const success = local <= tokens
+        const pending = success ? runLimit(algo, { ...ctx, dynamicLimits: false }, identifier, now, incrementBy).then((r) => r[0]) : resolved()
+        return { success, limit: tokens, remaining: tokens - local, reset, pending }
+      }
+      const [used] = await runLimit(algo, { ...ctx, dynamicLimits: false }, identifier, now, incrementBy)
+      ctx.cache.set(key, used)
+      const remaining = tokens - used
+      return { success: remaining >= 0, limit: tokens, remaining, reset, pending: resolved() }
+    },
+    getRemaining: async (ctx, identifier) => {
+      requireCache(ctx)
+      const now = Date.now()
+      const key = algo.windowKey(identifier, now)
+      const cached = ctx.cache.get(key)
+      if (typeof cached === 'number') {
+        return { remaining: Math.max(0, tokens - cached), reset: algo.windowReset(now), limit: tokens }
+      }
+      const [remaining, reset, limit] = await runRemaining(algo, ctx, identifier, now)
+      return { remaining, reset, limit }
+    },
+    resetTokens: async (ctx, identifier) => {
+      requireCache(ctx)
+      ctx.cache.pop(algo.windowKey(identifier, Date.now()))
+      await runReset(algo, ctx, identifier)
+    },
+  }
+  return asAlgorithm(impl, { kind: 'cachedFixedWindow', tokens, windowMs })
+}
+
+module.exports = { fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN }

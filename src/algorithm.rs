@@ -1,0 +1,408 @@
+//! `NativeAlgorithm`: one built-in algorithm's parameters. The JS facade asks it for script calls
+//! and reply arithmetic (compat path: the script runs through the user's client) or lets it run
+//! the whole call on a native store (fast path: one async hop, scalars back).
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use ratelimit_core::algorithms::cached_fixed_window::CachedFixedWindow;
+use ratelimit_core::algorithms::fixed_window::{FixedWindow, FixedWindowLimitReply};
+use ratelimit_core::algorithms::sliding_window::{SlidingWindow, SlidingWindowLimitReply};
+use ratelimit_core::algorithms::token_bucket::{
+    TokenBucket, TokenBucketLimitReply, TokenBucketRemainingReply,
+};
+use ratelimit_core::algorithms::{LimitOutcome, RemainingOutcome, WindowRemainingReply};
+use ratelimit_core::duration::MAX_WINDOW_MS;
+use ratelimit_core::keys::ResetTarget;
+use ratelimit_core::scripts::{ScriptCall, RESET};
+use ratelimit_core::ReplyError;
+
+use crate::errors::{invalid_arg, store_error};
+use crate::store::{NativeStore, StoreKind};
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Fixed(FixedWindow),
+    Sliding(SlidingWindow),
+    Bucket(TokenBucket),
+    Cached(CachedFixedWindow),
+}
+
+#[napi]
+pub struct NativeAlgorithm {
+    kind: Kind,
+}
+
+/// A script invocation for the compat path: `evalsha(sha1, keys, args)`, `eval(script, …)`.
+#[napi(object)]
+pub struct ScriptInvocation {
+    pub sha1: String,
+    pub script: String,
+    pub keys: Vec<String>,
+    pub args: Vec<String>,
+}
+
+impl From<ScriptCall> for ScriptInvocation {
+    fn from(call: ScriptCall) -> Self {
+        ScriptInvocation {
+            sha1: call.script.sha1().to_string(),
+            script: call.script.source.to_string(),
+            keys: call.keys,
+            args: call.args,
+        }
+    }
+}
+
+fn positive(name: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(invalid_arg(format!(
+            "ratelimit-native: {name} must be a positive, finite number, got {}",
+            js_display(value)
+        )))
+    }
+}
+
+fn window(name: &str, value: f64) -> Result<u64> {
+    if value.is_finite() && value >= 1.0 && value <= MAX_WINDOW_MS as f64 && value.fract() == 0.0 {
+        Ok(value as u64)
+    } else {
+        Err(invalid_arg(format!(
+            "ratelimit-native: {name} must be a whole number of milliseconds between 1 and 2^53-1, got {}",
+            js_display(value)
+        )))
+    }
+}
+
+fn js_display(value: f64) -> String {
+    ratelimit_core::num::js_number_string(value)
+}
+
+/// `Date.now()` from JS: the limiter's clock (fake timers included).
+fn clock(now: f64) -> Result<u64> {
+    if now.is_finite() && now >= 0.0 {
+        Ok(now as u64)
+    } else {
+        Err(invalid_arg(format!(
+            "ratelimit-native: the clock (Date.now()) must be a non-negative time, got {}",
+            js_display(now)
+        )))
+    }
+}
+
+fn cost(rate: f64) -> Result<f64> {
+    if rate.is_finite() {
+        Ok(rate)
+    } else {
+        Err(invalid_arg(format!(
+            "ratelimit-native: rate must be a finite number, got {}",
+            js_display(rate)
+        )))
+    }
+}
+
+fn reply_values(reply: &[Option<f64>]) -> Vec<Option<i64>> {
+    reply.iter().map(|v| v.map(|f| f as i64)).collect()
+}
+
+fn reply_error(err: ReplyError) -> Error {
+    Error::new(Status::GenericFailure, err.to_string())
+}
+
+/// `[success (1/0), limit, remaining, reset]`
+fn limit_numbers(o: LimitOutcome) -> Vec<f64> {
+    vec![
+        f64::from(u8::from(o.success)),
+        o.limit,
+        o.remaining,
+        o.reset,
+    ]
+}
+
+/// `[remaining, reset, limit]`
+fn remaining_numbers(o: RemainingOutcome) -> Vec<f64> {
+    vec![o.remaining, o.reset, o.limit]
+}
+
+fn reset_call(target: ResetTarget) -> ScriptCall {
+    ScriptCall {
+        script: &RESET,
+        keys: vec![target.pattern],
+        args: target.args,
+    }
+}
+
+impl Kind {
+    fn limit_call(&self, key: &str, now: u64, rate: f64, dynamic_key: Option<&str>) -> ScriptCall {
+        match self {
+            Kind::Fixed(a) => a.limit_call(key, now, rate, dynamic_key),
+            Kind::Sliding(a) => a.limit_call(key, now, rate, dynamic_key),
+            Kind::Bucket(a) => a.limit_call(key, now, rate, dynamic_key),
+            Kind::Cached(a) => a.limit_call(key, now, rate),
+        }
+    }
+
+    fn remaining_call(&self, key: &str, now: u64, dynamic_key: Option<&str>) -> ScriptCall {
+        match self {
+            Kind::Fixed(a) => a.remaining_call(key, now, dynamic_key),
+            Kind::Sliding(a) => a.remaining_call(key, now, dynamic_key),
+            Kind::Bucket(a) => a.remaining_call(key, dynamic_key),
+            Kind::Cached(a) => a.remaining_call(key, now),
+        }
+    }
+
+    fn reset_call(&self, key: &str) -> ScriptCall {
+        reset_call(match self {
+            Kind::Fixed(_) => FixedWindow::reset_target(key),
+            Kind::Sliding(_) => SlidingWindow::reset_target(key),
+            Kind::Bucket(_) => TokenBucket::reset_target(key),
+            Kind::Cached(_) => CachedFixedWindow::reset_target(key),
+        })
+    }
+
+    /// The limit script's reply → numbers for JS. For cachedFixedWindow (whose JS side owns the
+    /// cache arithmetic) that is just `[counter]`.
+    fn limit_outcome(&self, reply: &[Option<i64>], now: u64) -> Result<Vec<f64>> {
+        Ok(match self {
+            Kind::Fixed(a) => limit_numbers(a.limit_outcome(
+                &FixedWindowLimitReply::from_values(reply).map_err(reply_error)?,
+                now,
+            )),
+            Kind::Sliding(a) => limit_numbers(a.limit_outcome(
+                &SlidingWindowLimitReply::from_values(reply).map_err(reply_error)?,
+                now,
+            )),
+            Kind::Bucket(a) => limit_numbers(
+                a.limit_outcome(&TokenBucketLimitReply::from_values(reply).map_err(reply_error)?),
+            ),
+            Kind::Cached(_) => match reply {
+                [Some(used)] => vec![*used as f64],
+                _ => {
+                    return Err(Error::new(
+                        Status::GenericFailure,
+                        format!("unexpected cachedFixedWindow reply {reply:?}"),
+                    ))
+                }
+            },
+        })
+    }
+
+    fn remaining_outcome(&self, reply: &[Option<i64>], now: u64) -> Result<Vec<f64>> {
+        Ok(remaining_numbers(match self {
+            Kind::Fixed(a) => a.remaining_outcome(
+                &WindowRemainingReply::from_values(
+                    ratelimit_core::scripts::FIXED_WINDOW_REMAINING.name,
+                    reply,
+                )
+                .map_err(reply_error)?,
+                now,
+            ),
+            Kind::Sliding(a) => a.remaining_outcome(
+                &WindowRemainingReply::from_values(
+                    ratelimit_core::scripts::SLIDING_WINDOW_REMAINING.name,
+                    reply,
+                )
+                .map_err(reply_error)?,
+                now,
+            ),
+            Kind::Bucket(a) => a.remaining_outcome(
+                &TokenBucketRemainingReply::from_values(reply).map_err(reply_error)?,
+                now,
+            ),
+            Kind::Cached(a) => {
+                a.remaining_outcome(reply.first().copied().flatten().unwrap_or(0) as f64, now)
+            }
+        }))
+    }
+}
+
+async fn run(store: StoreKind, call: ScriptCall) -> Result<Vec<Option<i64>>> {
+    match store {
+        StoreKind::UpstashRest(client) => client
+            .eval(call.script, call.keys, call.args)
+            .await
+            .map(|reply| reply.numbers())
+            .map_err(store_error),
+    }
+}
+
+#[napi]
+impl NativeAlgorithm {
+    #[napi(factory)]
+    pub fn fixed_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
+        let tokens = positive("tokens", tokens)?;
+        let window_ms = window("window", window_ms)?;
+        Ok(NativeAlgorithm {
+            kind: Kind::Fixed(FixedWindow::new(tokens, window_ms)),
+        })
+    }
+
+    #[napi(factory)]
+    pub fn sliding_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
+        let tokens = positive("tokens", tokens)?;
+        let window_ms = window("window", window_ms)?;
+        Ok(NativeAlgorithm {
+            kind: Kind::Sliding(SlidingWindow::new(tokens, window_ms)),
+        })
+    }
+
+    #[napi(factory)]
+    pub fn token_bucket(
+        refill_rate: f64,
+        interval_ms: f64,
+        max_tokens: f64,
+    ) -> Result<NativeAlgorithm> {
+        let refill_rate = positive("refillRate", refill_rate)?;
+        let interval_ms = window("interval", interval_ms)?;
+        let max_tokens = positive("maxTokens", max_tokens)?;
+        Ok(NativeAlgorithm {
+            kind: Kind::Bucket(TokenBucket::new(refill_rate, interval_ms, max_tokens)),
+        })
+    }
+
+    #[napi(factory)]
+    pub fn cached_fixed_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
+        let tokens = positive("tokens", tokens)?;
+        let window_ms = window("window", window_ms)?;
+        Ok(NativeAlgorithm {
+            kind: Kind::Cached(CachedFixedWindow::new(tokens, window_ms)),
+        })
+    }
+
+    /// The key of the window that `now` falls in (cachedFixedWindow's cache key too).
+    #[napi]
+    pub fn window_key(&self, key: String, now: f64) -> Result<String> {
+        let now = clock(now)?;
+        Ok(match self.kind {
+            Kind::Fixed(a) => a.key(&key, now),
+            Kind::Cached(a) => a.key(&key, now),
+            Kind::Sliding(a) => a.keys(&key, now).0,
+            Kind::Bucket(_) => TokenBucket::key(&key),
+        })
+    }
+
+    /// When the window that `now` falls in ends (unix ms).
+    #[napi]
+    pub fn window_reset(&self, now: f64) -> Result<f64> {
+        let now = clock(now)?;
+        let window_ms = match self.kind {
+            Kind::Fixed(a) => a.window_ms,
+            Kind::Sliding(a) => a.window_ms,
+            Kind::Cached(a) => a.window_ms,
+            Kind::Bucket(a) => a.interval_ms,
+        };
+        let bucket = ratelimit_core::keys::bucket(now, window_ms);
+        Ok(ratelimit_core::keys::window_reset(bucket, window_ms))
+    }
+
+    #[napi]
+    pub fn limit_call(
+        &self,
+        key: String,
+        now: f64,
+        rate: f64,
+        dynamic_key: Option<String>,
+    ) -> Result<ScriptInvocation> {
+        Ok(self
+            .kind
+            .limit_call(&key, clock(now)?, cost(rate)?, dynamic_key.as_deref())
+            .into())
+    }
+
+    /// `[success (1/0), limit, remaining, reset]` (cachedFixedWindow: `[counter]`).
+    #[napi]
+    pub fn limit_outcome(&self, reply: Vec<Option<f64>>, now: f64, rate: f64) -> Result<Vec<f64>> {
+        cost(rate)?;
+        self.kind.limit_outcome(&reply_values(&reply), clock(now)?)
+    }
+
+    #[napi]
+    pub fn remaining_call(
+        &self,
+        key: String,
+        now: f64,
+        dynamic_key: Option<String>,
+    ) -> Result<ScriptInvocation> {
+        Ok(self
+            .kind
+            .remaining_call(&key, clock(now)?, dynamic_key.as_deref())
+            .into())
+    }
+
+    /// `[remaining, reset, limit]`
+    #[napi]
+    pub fn remaining_outcome(&self, reply: Vec<Option<f64>>, now: f64) -> Result<Vec<f64>> {
+        self.kind
+            .remaining_outcome(&reply_values(&reply), clock(now)?)
+    }
+
+    #[napi]
+    pub fn reset_call(&self, key: String) -> ScriptInvocation {
+        self.kind.reset_call(&key).into()
+    }
+
+    /// The whole limit call on a native store.
+    #[napi(ts_return_type = "Promise<number[]>")]
+    pub fn limit_on<'env>(
+        &self,
+        env: &'env Env,
+        store: &NativeStore,
+        key: String,
+        now: f64,
+        rate: f64,
+        dynamic_key: Option<String>,
+    ) -> Result<PromiseRaw<'env, Vec<f64>>> {
+        let now = clock(now)?;
+        let call = self
+            .kind
+            .limit_call(&key, now, cost(rate)?, dynamic_key.as_deref());
+        let kind = self.kind;
+        let store = store.kind.clone();
+        env.spawn_future(async move {
+            let reply = run(store, call).await?;
+            kind.limit_outcome(&reply, now)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number[]>")]
+    pub fn remaining_on<'env>(
+        &self,
+        env: &'env Env,
+        store: &NativeStore,
+        key: String,
+        now: f64,
+        dynamic_key: Option<String>,
+    ) -> Result<PromiseRaw<'env, Vec<f64>>> {
+        let now = clock(now)?;
+        let call = self.kind.remaining_call(&key, now, dynamic_key.as_deref());
+        let kind = self.kind;
+        let store = store.kind.clone();
+        env.spawn_future(async move {
+            let reply = run(store, call).await?;
+            kind.remaining_outcome(&reply, now)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn reset_on<'env>(
+        &self,
+        env: &'env Env,
+        store: &NativeStore,
+        key: String,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let call = self.kind.reset_call(&key);
+        let store = store.kind.clone();
+        env.spawn_future(async move {
+            run(store, call).await?;
+            Ok(())
+        })
+    }
+}
+
+/// Parses a window such as `"10 s"` into milliseconds, with upstream's error messages.
+#[napi]
+pub fn parse_duration(window: String) -> Result<f64> {
+    ratelimit_core::parse_duration(&window)
+        .map(|ms| ms as f64)
+        .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
+}
