@@ -50,7 +50,9 @@ function ensureNpmDependencies() {
     statSync(join(ROOT, 'package.json')).mtimeMs > statSync(marker).mtimeMs ||
     (existsSync(lock) && statSync(lock).mtimeMs > statSync(marker).mtimeMs)
   if (!stale) return
-  run('npm', existsSync(lock) ? ['ci'] : ['install'])
+  // Not `npm ci`: the registry may not serve @napi-rs/cli's foreign-platform optional packages,
+  // which makes every lockfile "incomplete" for `npm ci`; `npm install` follows the lockfile.
+  run('npm', ['install', '--no-audit', '--no-fund'])
 }
 
 function ensureRedisServer() {
