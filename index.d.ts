@@ -156,6 +156,14 @@ export declare class Redis implements RatelimitRedis {
   constructor(config: RedisConfig);
   /** Reads UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN, then KV_REST_API_URL / KV_REST_API_TOKEN. */
   static fromEnv(config?: Omit<RedisConfig, "url" | "token">): Redis;
+  /**
+   * The embedded store: no server; limiter state lives in this process, shared by every limiter
+   * and worker thread, with expired entries swept in the background. `maxKeys` caps live keys
+   * process-wide (default 1,000,000; the last value set applies): when the store is full after
+   * removing expired keys, calls that would add a new key reject with an error, while existing
+   * keys keep working. State is lost when the process exits and is not shared between processes.
+   */
+  static memory(options?: { maxKeys?: number }): Redis;
   readonly url: string;
   evalsha<TArgs extends unknown[], TData = unknown>(sha1: string, keys: string[], args: TArgs): Promise<TData>;
   eval<TArgs extends unknown[], TData = unknown>(script: string, keys: string[], args: TArgs): Promise<TData>;

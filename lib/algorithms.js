@@ -44,7 +44,7 @@ function replyNumbers(reply) {
 async function runLimit(algo, ctx, key, now, rate) {
   const dyn = dynamicKey(ctx)
   const store = nativeStoreFor(ctx.redis)
-  if (store) return algo.limitOn(store, key, now, rate, dyn)
+  if (store) return store.sync ? algo.limitNow(store.native, key, now, rate, dyn) : algo.limitOn(store.native, key, now, rate, dyn)
   const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
   return algo.limitOutcome(replyNumbers(reply), now, rate)
 }
@@ -52,14 +52,14 @@ async function runLimit(algo, ctx, key, now, rate) {
 async function runRemaining(algo, ctx, key, now) {
   const dyn = dynamicKey(ctx)
   const store = nativeStoreFor(ctx.redis)
-  if (store) return algo.remainingOn(store, key, now, dyn)
+  if (store) return store.sync ? algo.remainingNow(store.native, key, now, dyn) : algo.remainingOn(store.native, key, now, dyn)
   const reply = await evalThroughClient(ctx.redis, algo.remainingCall(key, now, dyn))
   return algo.remainingOutcome(replyNumbers(reply), now)
 }
 
 async function runReset(algo, ctx, key) {
   const store = nativeStoreFor(ctx.redis)
-  if (store) return algo.resetOn(store, key)
+  if (store) return store.sync ? algo.resetNow(store.native, key, Date.now()) : algo.resetOn(store.native, key)
   await evalThroughClient(ctx.redis, algo.resetCall(key))
 }
 

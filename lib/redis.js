@@ -1,5 +1,7 @@
 'use strict'
 // Which Redis a limiter talks to, and how:
+// - `Redis.memory()` → the embedded store: algorithms run in Rust in this process, answered
+//   synchronously (no thread hop, no I/O);
 // - our own `Redis` (and an `@upstash/redis` instance, recognised by its base URL and token)
 //   → the native store: HTTP from Rust, concurrent calls batched into one /pipeline request;
 // - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double)
@@ -7,7 +9,14 @@
 
 const native = require('./native')
 
+/** redis object → { native: NativeStore, sync: boolean } (or null for the compat path). */
 const storeOf = new WeakMap()
+
+function remember(redis, native) {
+  const entry = native ? { native, sync: native.synchronous } : null
+  storeOf.set(redis, entry)
+  return entry
+}
 
 /** Upstream-compatible parsing of string replies (`@upstash/redis` automaticDeserialization). */
 function parseReply(value) {
@@ -39,8 +48,25 @@ class Redis {
     if (!URL_PATTERN.test(url)) {
       throw new Error(`ratelimit-native: invalid Upstash REST URL ${JSON.stringify(url.split('?')[0])}; it must start with http:// or https://`)
     }
-    storeOf.set(this, native.NativeStore.upstashRest(url, token))
+    remember(this, native.NativeStore.upstashRest(url, token))
     Object.defineProperty(this, 'url', { value: url.replace(/\/$/, ''), enumerable: true })
+    defineCommands(this)
+  }
+
+  /**
+   * The embedded store: no server, state in this process (shared by every limiter and worker
+   * thread of the process). `maxKeys` caps live keys process-wide (default 1,000,000).
+   */
+  static memory(options) {
+    const maxKeys = options?.maxKeys
+    if (maxKeys !== undefined && !(Number.isInteger(maxKeys) && maxKeys > 0 && maxKeys <= 0xffffffff)) {
+      throw new TypeError(`ratelimit-native: maxKeys must be a positive integer, got ${String(maxKeys)}`)
+    }
+    const redis = Object.create(Redis.prototype)
+    remember(redis, native.NativeStore.memory(maxKeys === undefined ? undefined : { maxKeys }))
+    Object.defineProperty(redis, 'url', { value: 'memory:', enumerable: true })
+    defineCommands(redis)
+    return redis
   }
 
   /** Reads UPSTASH_REDIS_REST_URL / _TOKEN, then KV_REST_API_URL / _TOKEN, like `@upstash/redis`. */
@@ -51,11 +77,20 @@ class Redis {
     const token = env.UPSTASH_REDIS_REST_TOKEN || env.KV_REST_API_TOKEN
     return new Redis({ ...config, url, token })
   }
+}
 
-  evalsha = async (sha1, keys, args) => this.#run(['EVALSHA', sha1, keys.length, ...keys, ...args])
-  eval = async (script, keys, args) => this.#run(['EVAL', script, keys.length, ...keys, ...args])
-  get = async (key) => this.#run(['GET', key])
-  set = async (key, value, opts) => {
+/** The commands rate limiting uses, as own properties of a Redis instance (like
+ * @upstash/redis' methods, so `const { get } = redis` works too). */
+function defineCommands(redis) {
+  const run = async (parts) => {
+    const { native: store, sync } = storeOf.get(redis)
+    const args = parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p)))
+    return parseReply(sync ? store.commandNow(args, Date.now()) : await store.command(args))
+  }
+  redis.evalsha = async (sha1, keys, args) => run(['EVALSHA', sha1, keys.length, ...keys, ...args])
+  redis.eval = async (script, keys, args) => run(['EVAL', script, keys.length, ...keys, ...args])
+  redis.get = async (key) => run(['GET', key])
+  redis.set = async (key, value, opts) => {
     const extra = []
     if (opts && typeof opts === 'object') {
       if (opts.ex !== undefined) extra.push('EX', opts.ex)
@@ -64,14 +99,9 @@ class Redis {
       if (opts.xx) extra.push('XX')
     }
     const encoded = typeof value === 'string' ? value : JSON.stringify(value)
-    return this.#run(['SET', key, encoded, ...extra])
+    return run(['SET', key, encoded, ...extra])
   }
-  del = async (...keys) => this.#run(['DEL', ...keys])
-
-  async #run(parts) {
-    const store = storeOf.get(this)
-    return parseReply(await store.command(parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p)))))
-  }
+  redis.del = async (...keys) => run(['DEL', ...keys])
 }
 
 /** Recognises an `@upstash/redis` instance and returns its base URL and token. */
@@ -88,15 +118,16 @@ function upstashCredentials(redis) {
   return { url, token: auth.slice('Bearer '.length) }
 }
 
-/** The native store behind a `redis` option, or null when calls must go through its methods. */
+/**
+ * The native store behind a `redis` option as `{ native, sync }`, or null when calls must go
+ * through the object's own methods (compat path). Decided once per object.
+ */
 function nativeStoreFor(redis) {
   if (redis === null || (typeof redis !== 'object' && typeof redis !== 'function')) return null
   const known = storeOf.get(redis)
   if (known !== undefined) return known
   const credentials = upstashCredentials(redis)
-  const store = credentials ? native.NativeStore.upstashRest(credentials.url, credentials.token) : null
-  storeOf.set(redis, store)
-  return store
+  return remember(redis, credentials ? native.NativeStore.upstashRest(credentials.url, credentials.token) : null)
 }
 
 module.exports = { Redis, nativeStoreFor, parseReply }

@@ -16,6 +16,11 @@ use ratelimit_core::keys::ResetTarget;
 use ratelimit_core::scripts::{ScriptCall, RESET};
 use ratelimit_core::ReplyError;
 
+use std::sync::Arc;
+
+use ratelimit_core::stores::memory::MemoryStore;
+use ratelimit_core::stores::memory_limiters as mem;
+
 use crate::errors::{invalid_arg, store_error};
 use crate::store::{NativeStore, StoreKind};
 
@@ -79,7 +84,7 @@ fn js_display(value: f64) -> String {
 }
 
 /// `Date.now()` from JS: the limiter's clock (fake timers included).
-fn clock(now: f64) -> Result<u64> {
+pub(crate) fn clock(now: f64) -> Result<u64> {
     if now.is_finite() && now >= 0.0 {
         Ok(now as u64)
     } else {
@@ -223,6 +228,68 @@ async fn run(store: StoreKind, call: ScriptCall) -> Result<Vec<Option<i64>>> {
             .await
             .map(|reply| reply.numbers())
             .map_err(store_error),
+        StoreKind::Memory(_) => Err(Error::new(
+            Status::GenericFailure,
+            "the memory store runs algorithms natively, not scripts",
+        )),
+    }
+}
+
+fn memory_of(store: &NativeStore) -> Result<&Arc<MemoryStore>> {
+    match &store.kind {
+        StoreKind::Memory(memory) => Ok(memory),
+        StoreKind::UpstashRest(_) => Err(invalid_arg(
+            "this call is for the memory store; remote stores use the async methods",
+        )),
+    }
+}
+
+impl Kind {
+    /// limit() on the memory store, synchronously: the same state transitions as the scripts.
+    fn limit_in_memory(
+        &self,
+        store: &Arc<MemoryStore>,
+        key: &str,
+        now: u64,
+        rate: f64,
+        dynamic_key: Option<&str>,
+    ) -> Result<Vec<f64>> {
+        let outcome = match self {
+            Kind::Fixed(a) => mem::fixed_window_limit(store, a, key, now, rate, dynamic_key),
+            Kind::Sliding(a) => mem::sliding_window_limit(store, a, key, now, rate, dynamic_key),
+            Kind::Bucket(a) => mem::token_bucket_limit(store, a, key, now, rate, dynamic_key),
+            Kind::Cached(a) => {
+                return mem::cached_fixed_window_increment(store, a, key, now, rate)
+                    .map(|used| vec![used as f64])
+                    .map_err(store_error)
+            }
+        };
+        outcome.map(limit_numbers).map_err(store_error)
+    }
+
+    fn remaining_in_memory(
+        &self,
+        store: &MemoryStore,
+        key: &str,
+        now: u64,
+        dynamic_key: Option<&str>,
+    ) -> Vec<f64> {
+        remaining_numbers(match self {
+            Kind::Fixed(a) => mem::fixed_window_remaining(store, a, key, now, dynamic_key),
+            Kind::Sliding(a) => mem::sliding_window_remaining(store, a, key, now, dynamic_key),
+            Kind::Bucket(a) => mem::token_bucket_remaining(store, a, key, now, dynamic_key),
+            Kind::Cached(a) => a.remaining_outcome(
+                mem::cached_fixed_window_used(store, a, key, now) as f64,
+                now,
+            ),
+        })
+    }
+
+    fn reset_in_memory(&self, store: &MemoryStore, key: &str, now: u64) {
+        match self {
+            Kind::Bucket(_) => mem::reset_bucket(store, key, now),
+            _ => mem::reset_windows(store, key, now),
+        };
     }
 }
 
@@ -339,6 +406,50 @@ impl NativeAlgorithm {
     #[napi]
     pub fn reset_call(&self, key: String) -> ScriptInvocation {
         self.kind.reset_call(&key).into()
+    }
+
+    /// limit() on the memory store, answered synchronously (no thread hop).
+    #[napi]
+    pub fn limit_now(
+        &self,
+        store: &NativeStore,
+        key: String,
+        now: f64,
+        rate: f64,
+        dynamic_key: Option<String>,
+    ) -> Result<Vec<f64>> {
+        self.kind.limit_in_memory(
+            memory_of(store)?,
+            &key,
+            clock(now)?,
+            cost(rate)?,
+            dynamic_key.as_deref(),
+        )
+    }
+
+    /// getRemaining() on the memory store: `[remaining, reset, limit]`.
+    #[napi]
+    pub fn remaining_now(
+        &self,
+        store: &NativeStore,
+        key: String,
+        now: f64,
+        dynamic_key: Option<String>,
+    ) -> Result<Vec<f64>> {
+        Ok(self.kind.remaining_in_memory(
+            memory_of(store)?,
+            &key,
+            clock(now)?,
+            dynamic_key.as_deref(),
+        ))
+    }
+
+    /// resetUsedTokens() on the memory store.
+    #[napi]
+    pub fn reset_now(&self, store: &NativeStore, key: String, now: f64) -> Result<()> {
+        self.kind
+            .reset_in_memory(memory_of(store)?, &key, clock(now)?);
+        Ok(())
     }
 
     /// The whole limit call on a native store.

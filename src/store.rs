@@ -2,6 +2,9 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::sync::Arc;
+
+use ratelimit_core::stores::memory::MemoryStore;
 use ratelimit_core::stores::upstash_rest::{UpstashRest, UpstashRestOptions};
 use ratelimit_core::stores::Reply;
 
@@ -10,6 +13,7 @@ use crate::errors::store_error;
 #[derive(Clone)]
 pub(crate) enum StoreKind {
     UpstashRest(UpstashRest),
+    Memory(Arc<MemoryStore>),
 }
 
 #[napi]
@@ -28,8 +32,58 @@ pub struct UpstashRestStoreOptions {
     pub accept_invalid_certs: Option<bool>,
 }
 
+/// Options for `NativeStore.memory`.
+#[napi(object)]
+pub struct MemoryStoreOptions {
+    /// Cap on live keys for the whole process (default 1,000,000). New keys beyond it are
+    /// refused with an error after a sweep of expired ones; existing keys keep working.
+    pub max_keys: Option<u32>,
+}
+
 #[napi]
 impl NativeStore {
+    /// The process-wide embedded store (shared by every limiter and worker thread).
+    #[napi(factory)]
+    pub fn memory(options: Option<MemoryStoreOptions>) -> NativeStore {
+        let store = MemoryStore::global();
+        if let Some(max_keys) = options.and_then(|o| o.max_keys) {
+            store.set_max_keys(max_keys as usize);
+        }
+        NativeStore {
+            kind: StoreKind::Memory(store),
+        }
+    }
+
+    /// True when calls on this store complete synchronously (the memory store).
+    #[napi(getter)]
+    pub fn synchronous(&self) -> bool {
+        matches!(self.kind, StoreKind::Memory(_))
+    }
+
+    /// Live and not-yet-swept keys in the memory store (0 for remote stores).
+    #[napi(getter)]
+    pub fn size(&self) -> u32 {
+        match &self.kind {
+            StoreKind::Memory(store) => u32::try_from(store.len()).unwrap_or(u32::MAX),
+            StoreKind::UpstashRest(_) => 0,
+        }
+    }
+
+    /// A plain command on the memory store, answered synchronously (`now` = `Date.now()`).
+    #[napi(ts_return_type = "unknown")]
+    pub fn command_now(&self, parts: Vec<String>, now: f64) -> Result<serde_json::Value> {
+        match &self.kind {
+            StoreKind::Memory(store) => store
+                .command(&parts, crate::algorithm::clock(now)?)
+                .map(|r| reply_to_json(&r))
+                .map_err(store_error),
+            StoreKind::UpstashRest(_) => Err(Error::new(
+                Status::InvalidArg,
+                "commandNow is for the memory store; use command()",
+            )),
+        }
+    }
+
     /// A store on an Upstash REST endpoint (or `ratelimit-native serve`).
     #[napi(factory)]
     pub fn upstash_rest(
@@ -64,6 +118,7 @@ impl NativeStore {
         }
         let reply = match &self.kind {
             StoreKind::UpstashRest(client) => client.command(parts).await,
+            StoreKind::Memory(store) => store.command(&parts, wall_clock_ms()),
         }
         .map_err(store_error)?;
         Ok(reply_to_json(&reply))
@@ -77,4 +132,11 @@ fn reply_to_json(reply: &Reply) -> serde_json::Value {
         Reply::Bytes(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
         Reply::Array(items) => serde_json::Value::Array(items.iter().map(reply_to_json).collect()),
     }
+}
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

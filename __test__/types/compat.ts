@@ -39,6 +39,8 @@ const ratelimit = new Ours.Ratelimit({
 new Ours.Ratelimit({ redis: upstashRedis, limiter: Ours.Ratelimit.tokenBucket(5, "10 s", 10), ephemeralCache: false });
 new Ours.Ratelimit({ redis: upstashRedis, limiter: Ours.Ratelimit.cachedFixedWindow(5, "1 m") });
 new Ours.Ratelimit({ redis: Ours.Redis.fromEnv(), limiter: Ours.Ratelimit.fixedWindow(5, "1m") });
+new Ours.Ratelimit({ redis: Ours.Redis.memory(), limiter: Ours.Ratelimit.fixedWindow(5, "1m") });
+new Ours.Ratelimit({ redis: Ours.Redis.memory({ maxKeys: 10_000 }), limiter: Ours.Ratelimit.slidingWindow(5, "1m") });
 new Ours.Ratelimit({ redis: new Ours.Redis({ url: "http://127.0.0.1:8079", token: "t" }), limiter: Ours.Ratelimit.fixedWindow(5, "1.5 h") });
 
 // Our Redis fits where upstream's config wants a client.

@@ -1,5 +1,8 @@
-//! Where limiter state lives: an Upstash REST endpoint (remote, scripts run in Redis).
+//! Where limiter state lives: an Upstash REST endpoint (remote, scripts run in Redis), or the
+//! embedded memory store (in this process, the same state transitions run natively).
 
+pub mod memory;
+pub mod memory_limiters;
 pub mod upstash_rest;
 
 use thiserror::Error;
@@ -50,6 +53,9 @@ pub enum StoreError {
     BadResponse(String),
     #[error("{0}")]
     InvalidConfig(String),
+    /// The memory store holds `max_keys` live keys and refuses new ones.
+    #[error("ratelimit-native: the memory store is full ({max_keys} live keys); raise maxKeys in Redis.memory({{ maxKeys }}) or use Redis")]
+    Full { max_keys: usize },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -1,0 +1,152 @@
+//! The built-in algorithms on the [`MemoryStore`]: read the keys, run the algorithm's state
+//! transition (the same `*_step` functions the Lua scripts transcribe), apply the write, and
+//! turn the reply into the outcome with the same arithmetic as for Redis.
+
+use std::sync::Arc;
+
+use crate::algorithms::{
+    CachedFixedWindow, FixedWindow, LimitOutcome, RemainingOutcome, SlidingWindow, TokenBucket,
+};
+use crate::error::ScriptError;
+use crate::keys;
+use crate::stores::memory::MemoryStore;
+use crate::stores::StoreError;
+
+/// Script errors read as Redis' own error text, as they would through Redis.
+fn script_error(err: ScriptError) -> StoreError {
+    StoreError::Redis(err.to_string())
+}
+
+fn dynamic(store: &MemoryStore, dynamic_key: Option<&str>, now: u64) -> Option<f64> {
+    dynamic_key.and_then(|key| store.number(key, now))
+}
+
+pub fn fixed_window_limit(
+    store: &Arc<MemoryStore>,
+    algo: &FixedWindow,
+    prefixed_id: &str,
+    now: u64,
+    rate: f64,
+    dynamic_key: Option<&str>,
+) -> Result<LimitOutcome, StoreError> {
+    let dynamic_limit = dynamic(store, dynamic_key, now);
+    let reply = store.update_counter(&algo.key(prefixed_id, now), now, |counter| {
+        let step = algo
+            .limit_step(counter, rate, dynamic_limit)
+            .map_err(script_error)?;
+        Ok((Some(step.write), step.reply))
+    })?;
+    Ok(algo.limit_outcome(&reply, now))
+}
+
+pub fn fixed_window_remaining(
+    store: &MemoryStore,
+    algo: &FixedWindow,
+    prefixed_id: &str,
+    now: u64,
+    dynamic_key: Option<&str>,
+) -> RemainingOutcome {
+    let counter = store.counter(&algo.key(prefixed_id, now), now);
+    let reply = algo.remaining_step(counter, dynamic(store, dynamic_key, now));
+    algo.remaining_outcome(&reply, now)
+}
+
+pub fn sliding_window_limit(
+    store: &Arc<MemoryStore>,
+    algo: &SlidingWindow,
+    prefixed_id: &str,
+    now: u64,
+    rate: f64,
+    dynamic_key: Option<&str>,
+) -> Result<LimitOutcome, StoreError> {
+    let dynamic_limit = dynamic(store, dynamic_key, now);
+    let (current_key, previous_key) = algo.keys(prefixed_id, now);
+    // The previous window is read before the current one is locked (never two shard locks at
+    // once); it only changes when callers' clocks disagree about which window is current.
+    let previous = store.counter(&previous_key, now);
+    let reply = store.update_counter(&current_key, now, |current| {
+        let step = algo
+            .limit_step(current, previous, now, rate, dynamic_limit)
+            .map_err(script_error)?;
+        Ok((step.write, step.reply))
+    })?;
+    Ok(algo.limit_outcome(&reply, now))
+}
+
+pub fn sliding_window_remaining(
+    store: &MemoryStore,
+    algo: &SlidingWindow,
+    prefixed_id: &str,
+    now: u64,
+    dynamic_key: Option<&str>,
+) -> RemainingOutcome {
+    let (current_key, previous_key) = algo.keys(prefixed_id, now);
+    let reply = algo.remaining_step(
+        store.counter(&current_key, now),
+        store.counter(&previous_key, now),
+        now,
+        dynamic(store, dynamic_key, now),
+    );
+    algo.remaining_outcome(&reply, now)
+}
+
+pub fn token_bucket_limit(
+    store: &Arc<MemoryStore>,
+    algo: &TokenBucket,
+    prefixed_id: &str,
+    now: u64,
+    rate: f64,
+    dynamic_key: Option<&str>,
+) -> Result<LimitOutcome, StoreError> {
+    let dynamic_limit = dynamic(store, dynamic_key, now);
+    let reply = store.update_bucket(&TokenBucket::key(prefixed_id), now, |state| {
+        let step = algo.limit_step(state, now, rate, dynamic_limit);
+        (step.write, step.reply.map_err(script_error))
+    })?;
+    Ok(algo.limit_outcome(&reply))
+}
+
+pub fn token_bucket_remaining(
+    store: &MemoryStore,
+    algo: &TokenBucket,
+    prefixed_id: &str,
+    now: u64,
+    dynamic_key: Option<&str>,
+) -> RemainingOutcome {
+    let state = store.bucket(&TokenBucket::key(prefixed_id), now);
+    let reply = algo.remaining_step(state, dynamic(store, dynamic_key, now));
+    algo.remaining_outcome(&reply, now)
+}
+
+/// cachedFixedWindow's script: increments the window counter and returns it.
+pub fn cached_fixed_window_increment(
+    store: &Arc<MemoryStore>,
+    algo: &CachedFixedWindow,
+    prefixed_id: &str,
+    now: u64,
+    rate: f64,
+) -> Result<i64, StoreError> {
+    store.update_counter(&algo.key(prefixed_id, now), now, |counter| {
+        let step = algo.limit_step(counter, rate).map_err(script_error)?;
+        Ok((Some(step.write), step.reply))
+    })
+}
+
+pub fn cached_fixed_window_used(
+    store: &MemoryStore,
+    algo: &CachedFixedWindow,
+    prefixed_id: &str,
+    now: u64,
+) -> i64 {
+    CachedFixedWindow::remaining_step(store.counter(&algo.key(prefixed_id, now), now))
+}
+
+/// resetUsedTokens of a window algorithm: the keys `P:I:<integer>`, as the reset script.
+pub fn reset_windows(store: &MemoryStore, prefixed_id: &str, now: u64) -> usize {
+    store.delete_where(now, |key| keys::is_window_key_of(key, prefixed_id))
+}
+
+/// resetUsedTokens of a token bucket: the key `P:I` itself.
+pub fn reset_bucket(store: &MemoryStore, prefixed_id: &str, now: u64) -> usize {
+    usize::from(store.delete(&TokenBucket::key(prefixed_id), now))
+}
