@@ -39,7 +39,8 @@ function newestMtime(path) {
 
 function ensureNodeVersion() {
   const major = Number(process.versions.node.split('.')[0])
-  if (major < 20) throw new Error(`Node.js >= 20 is required, this is ${process.version}`)
+  const minor = Number(process.versions.node.split('.')[1])
+  if (major < 20 || (major === 20 && minor < 6)) throw new Error(`Node.js >= 20.6 is required, this is ${process.version}`)
 }
 
 function ensureNpmDependencies() {
@@ -94,7 +95,8 @@ function ensureNativeAddon() {
 try {
   ensureNodeVersion()
   ensureNpmDependencies()
-  ensureRedisServer()
+  // The demo runs on the embedded memory store; only the tests need a redis-server.
+  if (!process.argv.includes('--no-redis')) ensureRedisServer()
   ensureNativeAddon()
 } catch (err) {
   log(`failed: ${err.message}`)
