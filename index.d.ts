@@ -24,6 +24,8 @@ export type RatelimitResponse = {
   pending: Promise<unknown>;
   reason?: RatelimitResponseType;
   deniedValue?: string | undefined;
+  /** With `failClosed`: why the store could not answer. */
+  error?: unknown;
 };
 
 export type Geo = {
@@ -103,6 +105,12 @@ export type RatelimitConfig = {
   /** Enables `setDynamicLimit` / `getDynamicLimit` (one global limit per prefix). */
   dynamicLimits?: boolean;
   enableTelemetry?: boolean;
+  /**
+   * ratelimit-native addition. When the store times out (`timeout`) or fails, answer
+   * `success: false` (`reason: "timeout"`; a failure also sets `error`) instead of admitting
+   * the request (timeouts) or rejecting the Promise (errors). Default `false`, as upstream.
+   */
+  failClosed?: boolean;
 };
 
 /** Drop-in for `@upstash/ratelimit`'s `Ratelimit`. */
@@ -145,6 +153,11 @@ export type RedisConfig = {
   url: string | undefined;
   /** The REST token (UPSTASH_REDIS_REST_TOKEN). */
   token: string | undefined;
+  /**
+   * TLS settings for https URLs. Certificates are verified against the system's roots; only
+   * `rejectUnauthorized: false` (for a self-signed local endpoint) turns verification off.
+   */
+  tls?: { rejectUnauthorized?: boolean };
   [option: string]: unknown;
 };
 

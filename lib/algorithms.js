@@ -49,6 +49,18 @@ async function runLimit(algo, ctx, key, now, rate) {
   return algo.limitOutcome(replyNumbers(reply), now, rate)
 }
 
+/** The limit with protection and/or analytics in the same script (one request). */
+async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
+  const dyn = dynamicKey(ctx)
+  const store = nativeStoreFor(ctx.redis)
+  if (store) {
+    if (store.sync) throw new Error('ratelimit-native: analytics and enableProtection need a Redis store, not Redis.memory()')
+    return algo.limitExtrasOn(store.native, key, now, rate, dyn, extras)
+  }
+  const reply = await evalThroughClient(ctx.redis, algo.limitExtrasCall(key, now, rate, dyn, extras))
+  return algo.limitExtrasOutcome(reply, now)
+}
+
 async function runRemaining(algo, ctx, key, now) {
   const dyn = dynamicKey(ctx)
   const store = nativeStoreFor(ctx.redis)
@@ -66,6 +78,12 @@ async function runReset(algo, ctx, key) {
 /** Tags our own algorithms so the limiter can recognise them. */
 const BUILT_IN = Symbol.for('ratelimit-native.algorithm')
 
+/**
+ * On a response whose limit script also ran the deny-list check and the analytics write:
+ * `{ status, denied: [0|1 per value], analyticsError }`.
+ */
+const EXTRAS = Symbol('ratelimit-native.extras')
+
 function asAlgorithm(impl, describe) {
   const algorithm = () => impl
   Object.defineProperty(algorithm, BUILT_IN, { value: describe })
@@ -75,7 +93,8 @@ function asAlgorithm(impl, describe) {
 /** fixedWindow, slidingWindow, tokenBucket: same flow, different script and arithmetic. */
 function counterAlgorithm(algo, staticLimit, describe) {
   const impl = {
-    limit: async (ctx, identifier, rate) => {
+    // `extras` (not part of the public Algorithm signature) is passed by our own Ratelimit only.
+    limit: async (ctx, identifier, rate, _opts, extras) => {
       const incrementBy = rate ?? 1
       if (ctx.cache && incrementBy > 0) {
         const { blocked, reset } = ctx.cache.isBlocked(identifier)
@@ -83,13 +102,24 @@ function counterAlgorithm(algo, staticLimit, describe) {
           return { success: false, limit: staticLimit, remaining: 0, reset, pending: resolved(), reason: 'cacheBlock' }
         }
       }
-      const [success, limit, remaining, reset] = await runLimit(algo, ctx, identifier, Date.now(), incrementBy)
+      let numbers
+      let extrasOutcome
+      if (extras) {
+        const out = await runLimitWithExtras(algo, ctx, identifier, Date.now(), incrementBy, extras)
+        numbers = out.numbers
+        extrasOutcome = { status: numbers[4], denied: numbers.slice(5), analyticsError: out.analyticsError }
+      } else {
+        numbers = await runLimit(algo, ctx, identifier, Date.now(), incrementBy)
+      }
+      const [success, limit, remaining, reset] = numbers
       const ok = success === 1
       if (ctx.cache) {
         if (!ok) ctx.cache.blockUntil(identifier, reset)
         else if (incrementBy < 0) ctx.cache.pop(identifier)
       }
-      return { success: ok, limit, remaining, reset, pending: resolved() }
+      const response = { success: ok, limit, remaining, reset, pending: resolved() }
+      if (extrasOutcome) Object.defineProperty(response, EXTRAS, { value: extrasOutcome })
+      return response
     },
     getRemaining: async (ctx, identifier) => {
       const [remaining, reset, limit] = await runRemaining(algo, ctx, identifier, Date.now())
@@ -106,19 +136,19 @@ function counterAlgorithm(algo, staticLimit, describe) {
 function fixedWindow(tokens, window) {
   const windowMs = parseWindow(window)
   const algo = native.NativeAlgorithm.fixedWindow(tokens, windowMs)
-  return counterAlgorithm(algo, tokens, { kind: 'fixedWindow', tokens, windowMs })
+  return counterAlgorithm(algo, tokens, { kind: 'fixedWindow', tokens, windowMs, carriesExtras: true })
 }
 
 function slidingWindow(tokens, window) {
   const windowMs = parseWindow(window)
   const algo = native.NativeAlgorithm.slidingWindow(tokens, windowMs)
-  return counterAlgorithm(algo, tokens, { kind: 'slidingWindow', tokens, windowMs })
+  return counterAlgorithm(algo, tokens, { kind: 'slidingWindow', tokens, windowMs, carriesExtras: true })
 }
 
 function tokenBucket(refillRate, interval, maxTokens) {
   const intervalMs = parseWindow(interval)
   const algo = native.NativeAlgorithm.tokenBucket(refillRate, intervalMs, maxTokens)
-  return counterAlgorithm(algo, maxTokens, { kind: 'tokenBucket', refillRate, intervalMs, maxTokens })
+  return counterAlgorithm(algo, maxTokens, { kind: 'tokenBucket', refillRate, intervalMs, maxTokens, carriesExtras: true })
 }
 
 /**
@@ -174,4 +204,4 @@ function cachedFixedWindow(tokens, window) {
   return asAlgorithm(impl, { kind: 'cachedFixedWindow', tokens, windowMs })
 }
 
-module.exports = { fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN }
+module.exports = { fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, evalThroughClient }

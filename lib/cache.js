@@ -2,10 +2,44 @@
 // The ephemeral cache: remembers identifiers that Redis rejected, until their reset time, so
 // an over-limit flood is answered on the JS thread without any network call. Backed by a Map
 // (the user's own Map when they pass one, so several limiters can share block state).
+//
+// Upstream's Map only loses an entry when that same identifier is looked up after its reset,
+// so a flood of distinct blocked identifiers grows it without bound. Here, every `maxEntries / 2`
+// writes sweep out entries whose reset has passed (amortised O(1) per write, no timers), and the
+// cache we create ourselves is capped: past `maxEntries` the oldest blocks are dropped (a dropped
+// block only costs one store call later; it never lets a request through that the store would
+// refuse). A Map the user passes in is swept but never capped: it is theirs.
+
+const DEFAULT_MAX_ENTRIES = 100_000
 
 class EphemeralCache {
-  constructor(map) {
+  constructor(map, { maxEntries = Infinity } = {}) {
     this.cache = map
+    this.maxEntries = maxEntries
+    this.writesSinceSweep = 0
+  }
+
+  /** The cache a limiter gets when the user does not pass a Map: bounded. */
+  static bounded() {
+    return new EphemeralCache(new Map(), { maxEntries: DEFAULT_MAX_ENTRIES })
+  }
+
+  #afterWrite() {
+    this.writesSinceSweep += 1
+    if (this.writesSinceSweep >= Math.max(1024, Math.min(this.cache.size, this.maxEntries) / 2)) {
+      this.writesSinceSweep = 0
+      const now = Date.now()
+      for (const [key, reset] of this.cache) {
+        // Block entries hold a reset time; cachedFixedWindow's counters (small numbers) stay.
+        if (reset > 1e11 && reset < now) this.cache.delete(key)
+      }
+    }
+    if (this.cache.size > this.maxEntries) {
+      for (const key of this.cache.keys()) {
+        this.cache.delete(key)
+        if (this.cache.size <= this.maxEntries) break
+      }
+    }
   }
 
   isBlocked(identifier) {
@@ -20,10 +54,12 @@ class EphemeralCache {
 
   blockUntil(identifier, reset) {
     this.cache.set(identifier, reset)
+    this.#afterWrite()
   }
 
   set(key, value) {
     this.cache.set(key, value)
+    this.#afterWrite()
   }
 
   get(key) {
@@ -50,4 +86,4 @@ class EphemeralCache {
   }
 }
 
-module.exports = { EphemeralCache }
+module.exports = { EphemeralCache, DEFAULT_MAX_ENTRIES }

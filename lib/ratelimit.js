@@ -5,6 +5,9 @@
 
 const algorithms = require('./algorithms')
 const { EphemeralCache } = require('./cache')
+const protection = require('./protection')
+const { nativeStoreFor } = require('./redis')
+const telemetry = require('./telemetry')
 
 const DEFAULT_PREFIX = '@upstash/ratelimit'
 const DEFAULT_TIMEOUT_MS = 5000
@@ -13,12 +16,50 @@ function timeoutResponse() {
   return { success: true, limit: 0, remaining: 0, reset: 0, pending: Promise.resolve(), reason: 'timeout' }
 }
 
+/**
+ * `failClosed: true`: when the store times out or fails, refuse instead of admitting. `reason`
+ * stays upstream's "timeout" (so code written for upstream's types keeps compiling); a store
+ * failure also carries the `error`. `reset` is one second ahead, so callers can send a
+ * meaningful Retry-After.
+ */
+function failClosedResponse(error) {
+  const response = { success: false, limit: 0, remaining: 0, reset: Date.now() + 1000, pending: Promise.resolve(), reason: 'timeout' }
+  if (error !== undefined) response.error = error
+  return response
+}
+
 /** `pending` may reject (a background write failed); callers who await it still see that, but
  * an ignored `pending` must not crash the process with an unhandled rejection. */
 function quietPending(response) {
   const { pending } = response
   if (pending && typeof pending.catch === 'function') pending.catch(() => {})
   return response
+}
+
+/** Responses whose analytics write already happened inside the limit script. */
+const analyticsWritten = new WeakSet()
+
+function warnAnalytics(error) {
+  let message = 'Failed to record analytics'
+  if (`${error}`.includes('WRONGTYPE')) {
+    message = `
+    Failed to record analytics. See the information below:
+
+    This can occur when you uprade to Ratelimit version 1.1.2
+    or later from an earlier version.
+
+    This occurs simply because the way we store analytics data
+    has changed. To avoid getting this error, disable analytics
+    for *an hour*, then simply enable it back.\n
+    `
+  }
+  console.warn(message, error)
+}
+
+let denyListScript
+function denyListCheckScript() {
+  denyListScript ??= require('./native').knownScriptSource('denyList.check')
+  return denyListScript
 }
 
 function validateConfig(config) {
@@ -40,6 +81,9 @@ function validateConfig(config) {
   if (config.timeout !== undefined && (typeof config.timeout !== 'number' || Number.isNaN(config.timeout))) {
     throw new TypeError(`ratelimit-native: \`timeout\` must be a number of milliseconds, got ${String(config.timeout)}`)
   }
+  if (config.failClosed !== undefined && typeof config.failClosed !== 'boolean') {
+    throw new TypeError(`ratelimit-native: \`failClosed\` must be true or false, got ${String(config.failClosed)}`)
+  }
   if (config.prefix !== undefined && typeof config.prefix !== 'string') {
     throw new TypeError(`ratelimit-native: \`prefix\` must be a string, got ${typeof config.prefix}`)
   }
@@ -57,16 +101,22 @@ class RegionRatelimit {
     this.prefix = config.prefix ?? DEFAULT_PREFIX
     this.timeout = config.timeout ?? DEFAULT_TIMEOUT_MS
     this.primaryRedis = config.redis
-    // Analytics, protection and telemetry are accepted for compatibility; recording analytics and
-    // checking deny lists arrive with the follow-up work (see README status).
-    this.analytics = undefined
+    this.analytics = config.analytics ? new (require('./analytics').Analytics)({ redis: config.redis, prefix: this.prefix }) : undefined
     this.enableProtection = config.enableProtection ?? false
     this.denyListThreshold = config.denyListThreshold ?? 6
     this.dynamicLimits = config.dynamicLimits ?? false
+    this.failClosed = config.failClosed ?? false
     this.ctx.dynamicLimits = this.dynamicLimits
     this.ctx.prefix = this.prefix
     if (config.ephemeralCache instanceof Map) this.ctx.cache = new EphemeralCache(config.ephemeralCache)
-    else if (config.ephemeralCache === undefined) this.ctx.cache = new EphemeralCache(new Map())
+    else if (config.ephemeralCache === undefined) this.ctx.cache = EphemeralCache.bounded()
+    const store = nativeStoreFor(config.redis)
+    if (store?.sync && (this.analytics || this.enableProtection)) {
+      throw new TypeError(
+        'ratelimit-native: `analytics` and `enableProtection` keep their data in Redis; they cannot be used with Redis.memory()',
+      )
+    }
+    telemetry.tagClient(config.redis, config.enableTelemetry)
   }
 
   /**
@@ -75,20 +125,118 @@ class RegionRatelimit {
   limit = async (identifier, req) => {
     let timeoutId = null
     try {
-      const work = this.limiter().limit(this.ctx, this.getKey(identifier), req?.rate)
+      let work = this.#limitAndProtect(identifier, req)
+      if (this.failClosed) work = work.catch((error) => failClosedResponse(error))
       let response
       if (this.timeout > 0) {
         const timer = new Promise((resolve) => {
-          timeoutId = setTimeout(() => resolve(timeoutResponse()), this.timeout)
+          timeoutId = setTimeout(() => resolve(this.failClosed ? failClosedResponse() : timeoutResponse()), this.timeout)
         })
         response = await Promise.race([work, timer])
       } else {
         response = await work
       }
-      return quietPending(response)
+      return quietPending(this.#recordAnalytics(response, identifier, req))
     } finally {
       if (timeoutId) clearTimeout(timeoutId)
     }
+  }
+
+  /**
+   * The limit plus, with `enableProtection`, the deny-list check. For our own algorithms both
+   * (and the analytics write) travel in the limit's script: one request. Otherwise they run side
+   * by side, as upstream does.
+   */
+  async #limitAndProtect(identifier, req) {
+    const key = this.getKey(identifier)
+    const values = this.enableProtection ? protection.protectionValues(identifier, req) : null
+    if (values) {
+      const cached = protection.cachedDeniedValue(values)
+      if (cached !== undefined) return protection.deniedResponse(cached)
+    }
+    const limiter = this.limiter()
+    const builtIn = this.limiter[algorithms.BUILT_IN]
+    if ((values || this.analytics) && builtIn?.carriesExtras) {
+      const response = await limiter.limit(this.ctx, key, req?.rate, undefined, this.#extras(identifier, req, values))
+      const carried = response[algorithms.EXTRAS]
+      if (carried) {
+        if (carried.analyticsError) warnAnalytics(new Error(carried.analyticsError))
+        analyticsWritten.add(response)
+        return values ? this.#resolveProtection(response, values, carried) : response
+      }
+      // Answered from the ephemeral cache: no script ran, so check the deny list on its own.
+      return values ? this.#resolveProtection(response, values, await this.#checkDenyList(values)) : response
+    }
+    if (!values) return limiter.limit(this.ctx, key, req?.rate)
+    const [response, check] = await Promise.all([limiter.limit(this.ctx, key, req?.rate), this.#checkDenyList(values)])
+    return this.#resolveProtection(response, values, check)
+  }
+
+  /** The deny-list keys and values, and the analytics members for every possible outcome. */
+  #extras(identifier, req, values) {
+    const extras = {}
+    if (values) Object.assign(extras, protection.protectionKeys(this.prefix), { values })
+    if (this.analytics) {
+      const geo = req ? this.analytics.extractGeo(req) : undefined
+      const { analyticsEvent } = require('./analytics')
+      const time = Date.now()
+      const event = (who, success) => analyticsEvent({ prefix: this.prefix, identifier: who, success, geo, time })
+      const allowed = event(identifier, true)
+      extras.eventsKey = allowed.key
+      extras.allowedMember = allowed.member
+      extras.blockedMember = event(identifier, false).member
+      extras.deniedMembers = (values ?? []).map((value) => event(value, 'denied').member)
+    }
+    return extras
+  }
+
+  /** The deny-list check alone: `{ status, denied: [0|1 per value] }`. */
+  async #checkDenyList(values) {
+    const { denyListKey, statusKey } = protection.protectionKeys(this.prefix)
+    const store = nativeStoreFor(this.primaryRedis)
+    const reply = store
+      ? await store.native.evalKnown('denyList.check', [denyListKey, statusKey], values)
+      : await algorithms.evalThroughClient(this.primaryRedis, { ...denyListCheckScript(), keys: [denyListKey, statusKey], args: values })
+    const [flags, status] = reply
+    return { status: Number(status), denied: (flags ?? []).map(Number) }
+  }
+
+  /** Applies a deny-list result: upstream's last-denied-wins, the deny cache, the IP list refresh. */
+  #resolveProtection(response, values, { status, denied }) {
+    const deniedValues = values.filter((_, i) => denied[i] === 1)
+    protection.rememberDenied(deniedValues)
+    if (deniedValues.length > 0) {
+      response.success = false
+      response.remaining = 0
+      response.reason = 'denyList'
+      response.deniedValue = deniedValues[deniedValues.length - 1]
+    }
+    if (status === -2) {
+      const { updateIpDenyList } = require('./ip-deny-list')
+      const refresh = updateIpDenyList(this.primaryRedis, this.prefix, this.denyListThreshold)
+      response.pending = Promise.all([response.pending, refresh])
+    }
+    return response
+  }
+
+  /** Records analytics for responses whose write did not already travel with the limit. */
+  #recordAnalytics(response, identifier, req) {
+    if (!this.analytics) return response
+    if (analyticsWritten.has(response)) {
+      response.pending = Promise.all([response.pending, undefined])
+      return response
+    }
+    try {
+      const geo = req ? this.analytics.extractGeo(req) : undefined
+      const denied = response.reason === 'denyList'
+      const written = this.analytics
+        .record({ identifier: denied ? response.deniedValue : identifier, time: Date.now(), success: denied ? 'denied' : response.success, ...geo })
+        .catch(warnAnalytics)
+      response.pending = Promise.all([response.pending, written])
+    } catch (error) {
+      warnAnalytics(error)
+    }
+    return response
   }
 
   /**

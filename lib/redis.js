@@ -48,7 +48,12 @@ class Redis {
     if (!URL_PATTERN.test(url)) {
       throw new Error(`ratelimit-native: invalid Upstash REST URL ${JSON.stringify(url.split('?')[0])}; it must start with http:// or https://`)
     }
-    remember(this, native.NativeStore.upstashRest(url, token))
+    const tls = config.tls
+    if (tls !== undefined && (tls === null || typeof tls !== 'object')) {
+      throw new TypeError('ratelimit-native: `tls` must be an object such as { rejectUnauthorized: false }')
+    }
+    const acceptInvalidCerts = tls?.rejectUnauthorized === false
+    remember(this, native.NativeStore.upstashRest(url, token, { acceptInvalidCerts }))
     Object.defineProperty(this, 'url', { value: url.replace(/\/$/, ''), enumerable: true })
     defineCommands(this)
   }

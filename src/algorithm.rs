@@ -21,6 +21,9 @@ use std::sync::Arc;
 use ratelimit_core::stores::memory::MemoryStore;
 use ratelimit_core::stores::memory_limiters as mem;
 
+use ratelimit_core::round_trip::{self, AnalyticsRecord, Extras, Protection};
+use ratelimit_core::stores::Reply;
+
 use crate::errors::{invalid_arg, store_error};
 use crate::store::{NativeStore, StoreKind};
 
@@ -293,9 +296,188 @@ impl Kind {
     }
 }
 
+/// What rides along with a limit call: the deny-list check (`denyListKey`, `statusKey`,
+/// `values`) and/or the analytics record (`eventsKey` and the members to record).
+#[napi(object)]
+pub struct LimitExtras {
+    pub deny_list_key: Option<String>,
+    pub status_key: Option<String>,
+    pub values: Option<Vec<String>>,
+    pub events_key: Option<String>,
+    pub allowed_member: Option<String>,
+    pub blocked_member: Option<String>,
+    pub denied_members: Option<Vec<String>>,
+}
+
+impl LimitExtras {
+    fn into_core(self) -> Result<Extras> {
+        let protection = match (self.deny_list_key, self.status_key) {
+            (Some(deny_list_key), Some(status_key)) => Some(Protection {
+                deny_list_key,
+                status_key,
+                values: self.values.unwrap_or_default(),
+            }),
+            (None, None) => None,
+            _ => return Err(invalid_arg("denyListKey and statusKey go together")),
+        };
+        let values = protection.as_ref().map_or(0, |p| p.values.len());
+        let analytics = match (self.events_key, self.allowed_member, self.blocked_member) {
+            (Some(events_key), Some(allowed_member), Some(blocked_member)) => {
+                let denied_members = self.denied_members.unwrap_or_default();
+                if denied_members.len() != values {
+                    return Err(invalid_arg(
+                        "deniedMembers needs one member per protection value",
+                    ));
+                }
+                Some(AnalyticsRecord {
+                    events_key,
+                    allowed_member,
+                    blocked_member,
+                    denied_members,
+                })
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(invalid_arg(
+                    "eventsKey, allowedMember and blockedMember go together",
+                ))
+            }
+        };
+        Ok(Extras {
+            protection,
+            analytics,
+        })
+    }
+}
+
+/// A JSON reply from a JS client (numbers or numeric strings, nested arrays) → a store reply.
+fn reply_from_json(value: &serde_json::Value) -> Reply {
+    match value {
+        serde_json::Value::Null => Reply::Nil,
+        serde_json::Value::Bool(b) => Reply::Int(i64::from(*b)),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map(Reply::Int)
+            .unwrap_or(Reply::Nil),
+        serde_json::Value::String(s) => Reply::Bytes(s.clone().into_bytes()),
+        serde_json::Value::Array(items) => {
+            Reply::Array(items.iter().map(reply_from_json).collect())
+        }
+        serde_json::Value::Object(_) => Reply::Nil,
+    }
+}
+
+impl Kind {
+    fn base_limit_call(
+        &self,
+        key: &str,
+        now: u64,
+        rate: f64,
+        dynamic_key: Option<&str>,
+    ) -> Result<ScriptCall> {
+        if matches!(self, Kind::Cached(_)) {
+            return Err(invalid_arg(
+                "cachedFixedWindow cannot carry protection or analytics in its script",
+            ));
+        }
+        Ok(self.limit_call(key, now, rate, dynamic_key))
+    }
+
+    /// `[success, limit, remaining, reset, status TTL, denied flag per value…]`; a failed
+    /// analytics write comes back as the error text (the caller warns).
+    fn extras_outcome(&self, reply: &Reply, now: u64) -> Result<ExtrasOutcome> {
+        let decoded = round_trip::decode(reply).ok_or_else(|| {
+            Error::new(
+                Status::GenericFailure,
+                format!("unexpected reply to a limit with protection/analytics: {reply:?}"),
+            )
+        })?;
+        let mut numbers = self.limit_outcome(&decoded.limit, now)?;
+        numbers.push(decoded.status.unwrap_or(-1) as f64);
+        numbers.extend(decoded.denied.iter().map(|d| f64::from(u8::from(*d))));
+        Ok(ExtrasOutcome {
+            numbers,
+            analytics_error: decoded.analytics_error,
+        })
+    }
+}
+
+/// The outcome of a limit call with protection and/or analytics.
+#[napi(object)]
+pub struct ExtrasOutcome {
+    /// `[success (1/0), limit, remaining, reset, deny-list status TTL, denied flag per value…]`
+    pub numbers: Vec<f64>,
+    /// Redis' error when the analytics write failed (the limit itself succeeded).
+    pub analytics_error: Option<String>,
+}
+
 #[napi]
 impl NativeAlgorithm {
-    #[napi(factory)]
+    /// The limit call with protection and/or analytics in the same script (compat path).
+    #[napi(catch_unwind)]
+    pub fn limit_extras_call(
+        &self,
+        key: String,
+        now: f64,
+        rate: f64,
+        dynamic_key: Option<String>,
+        extras: LimitExtras,
+    ) -> Result<ScriptInvocation> {
+        let call =
+            self.kind
+                .base_limit_call(&key, clock(now)?, cost(rate)?, dynamic_key.as_deref())?;
+        Ok(round_trip::with_extras(call, &extras.into_core()?).into())
+    }
+
+    /// `[success, limit, remaining, reset, status TTL, denied flag per value…]` from the reply
+    /// of `limitExtrasCall`'s script, as a JS client returned it.
+    #[napi(catch_unwind)]
+    pub fn limit_extras_outcome(
+        &self,
+        #[napi(ts_arg_type = "unknown")] reply: serde_json::Value,
+        now: f64,
+    ) -> Result<ExtrasOutcome> {
+        self.kind
+            .extras_outcome(&reply_from_json(&reply), clock(now)?)
+    }
+
+    /// The limit call with protection and/or analytics, on a native store: one request.
+    #[napi(catch_unwind, ts_return_type = "Promise<ExtrasOutcome>")]
+    pub fn limit_extras_on<'env>(
+        &self,
+        env: &'env Env,
+        store: &NativeStore,
+        key: String,
+        now: f64,
+        rate: f64,
+        dynamic_key: Option<String>,
+        extras: LimitExtras,
+    ) -> Result<PromiseRaw<'env, ExtrasOutcome>> {
+        let now = clock(now)?;
+        let call = self
+            .kind
+            .base_limit_call(&key, now, cost(rate)?, dynamic_key.as_deref())?;
+        let call = round_trip::with_extras(call, &extras.into_core()?);
+        let kind = self.kind;
+        let store = store.kind.clone();
+        env.spawn_future(async move {
+            let reply = match store {
+                StoreKind::UpstashRest(client) => client
+                    .eval(call.script, call.keys, call.args)
+                    .await
+                    .map_err(store_error)?,
+                StoreKind::Memory(_) => {
+                    return Err(invalid_arg(
+                        "protection and analytics need a Redis store, not the memory store",
+                    ))
+                }
+            };
+            kind.extras_outcome(&reply, now)
+        })
+    }
+
+    #[napi(catch_unwind, factory)]
     pub fn fixed_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
         let tokens = positive("tokens", tokens)?;
         let window_ms = window("window", window_ms)?;
@@ -304,7 +486,7 @@ impl NativeAlgorithm {
         })
     }
 
-    #[napi(factory)]
+    #[napi(catch_unwind, factory)]
     pub fn sliding_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
         let tokens = positive("tokens", tokens)?;
         let window_ms = window("window", window_ms)?;
@@ -313,7 +495,7 @@ impl NativeAlgorithm {
         })
     }
 
-    #[napi(factory)]
+    #[napi(catch_unwind, factory)]
     pub fn token_bucket(
         refill_rate: f64,
         interval_ms: f64,
@@ -327,7 +509,7 @@ impl NativeAlgorithm {
         })
     }
 
-    #[napi(factory)]
+    #[napi(catch_unwind, factory)]
     pub fn cached_fixed_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
         let tokens = positive("tokens", tokens)?;
         let window_ms = window("window", window_ms)?;
@@ -337,7 +519,7 @@ impl NativeAlgorithm {
     }
 
     /// The key of the window that `now` falls in (cachedFixedWindow's cache key too).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn window_key(&self, key: String, now: f64) -> Result<String> {
         let now = clock(now)?;
         Ok(match self.kind {
@@ -349,7 +531,7 @@ impl NativeAlgorithm {
     }
 
     /// When the window that `now` falls in ends (unix ms).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn window_reset(&self, now: f64) -> Result<f64> {
         let now = clock(now)?;
         let window_ms = match self.kind {
@@ -362,7 +544,7 @@ impl NativeAlgorithm {
         Ok(ratelimit_core::keys::window_reset(bucket, window_ms))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn limit_call(
         &self,
         key: String,
@@ -377,13 +559,13 @@ impl NativeAlgorithm {
     }
 
     /// `[success (1/0), limit, remaining, reset]` (cachedFixedWindow: `[counter]`).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn limit_outcome(&self, reply: Vec<Option<f64>>, now: f64, rate: f64) -> Result<Vec<f64>> {
         cost(rate)?;
         self.kind.limit_outcome(&reply_values(&reply), clock(now)?)
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn remaining_call(
         &self,
         key: String,
@@ -397,19 +579,19 @@ impl NativeAlgorithm {
     }
 
     /// `[remaining, reset, limit]`
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn remaining_outcome(&self, reply: Vec<Option<f64>>, now: f64) -> Result<Vec<f64>> {
         self.kind
             .remaining_outcome(&reply_values(&reply), clock(now)?)
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reset_call(&self, key: String) -> ScriptInvocation {
         self.kind.reset_call(&key).into()
     }
 
     /// limit() on the memory store, answered synchronously (no thread hop).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn limit_now(
         &self,
         store: &NativeStore,
@@ -428,7 +610,7 @@ impl NativeAlgorithm {
     }
 
     /// getRemaining() on the memory store: `[remaining, reset, limit]`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn remaining_now(
         &self,
         store: &NativeStore,
@@ -445,7 +627,7 @@ impl NativeAlgorithm {
     }
 
     /// resetUsedTokens() on the memory store.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reset_now(&self, store: &NativeStore, key: String, now: f64) -> Result<()> {
         self.kind
             .reset_in_memory(memory_of(store)?, &key, clock(now)?);
@@ -453,7 +635,7 @@ impl NativeAlgorithm {
     }
 
     /// The whole limit call on a native store.
-    #[napi(ts_return_type = "Promise<number[]>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<number[]>")]
     pub fn limit_on<'env>(
         &self,
         env: &'env Env,
@@ -475,7 +657,7 @@ impl NativeAlgorithm {
         })
     }
 
-    #[napi(ts_return_type = "Promise<number[]>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<number[]>")]
     pub fn remaining_on<'env>(
         &self,
         env: &'env Env,
@@ -494,7 +676,7 @@ impl NativeAlgorithm {
         })
     }
 
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn reset_on<'env>(
         &self,
         env: &'env Env,
@@ -511,7 +693,7 @@ impl NativeAlgorithm {
 }
 
 /// Parses a window such as `"10 s"` into milliseconds, with upstream's error messages.
-#[napi]
+#[napi(catch_unwind)]
 pub fn parse_duration(window: String) -> Result<f64> {
     ratelimit_core::parse_duration(&window)
         .map(|ms| ms as f64)

@@ -18,18 +18,18 @@ pub struct RestServer {
 #[napi]
 impl RestServer {
     /// Base URL for clients, e.g. `http://127.0.0.1:43123`.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn url(&self) -> String {
         self.url.clone()
     }
 
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn port(&self) -> u32 {
         self.port
     }
 
     /// Stops accepting connections and waits for in-flight requests; a second call is a no-op.
-    #[napi]
+    #[napi(catch_unwind)]
     pub async fn stop(&self) -> Result<()> {
         let running = self.running.lock().ok().and_then(|mut guard| guard.take());
         if let Some(running) = running {
@@ -41,7 +41,7 @@ impl RestServer {
 
 /// Starts the server from CLI-style arguments (`["--port", "0", "--token", "t", …]`); flags
 /// left out fall back to their environment variables, as on the command line.
-#[napi]
+#[napi(catch_unwind)]
 pub async fn start_rest_server(args: Vec<String>) -> Result<RestServer> {
     let config = ServerConfig::from_args(args)
         .map_err(|e| Error::new(Status::InvalidArg, e.render().to_string()))?;
@@ -56,7 +56,7 @@ pub async fn start_rest_server(args: Vec<String>) -> Result<RestServer> {
 }
 
 /// The `serve` command's help text.
-#[napi]
+#[napi(catch_unwind)]
 pub fn rest_server_help() -> String {
     use clap::CommandFactory;
     ServerConfig::command().render_help().to_string()

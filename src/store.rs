@@ -43,7 +43,7 @@ pub struct MemoryStoreOptions {
 #[napi]
 impl NativeStore {
     /// The process-wide embedded store (shared by every limiter and worker thread).
-    #[napi(factory)]
+    #[napi(catch_unwind, factory)]
     pub fn memory(options: Option<MemoryStoreOptions>) -> NativeStore {
         let store = MemoryStore::global();
         if let Some(max_keys) = options.and_then(|o| o.max_keys) {
@@ -55,13 +55,13 @@ impl NativeStore {
     }
 
     /// True when calls on this store complete synchronously (the memory store).
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn synchronous(&self) -> bool {
         matches!(self.kind, StoreKind::Memory(_))
     }
 
     /// Live and not-yet-swept keys in the memory store (0 for remote stores).
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn size(&self) -> u32 {
         match &self.kind {
             StoreKind::Memory(store) => u32::try_from(store.len()).unwrap_or(u32::MAX),
@@ -69,8 +69,30 @@ impl NativeStore {
         }
     }
 
+    /// Runs one of the package's own scripts by name (e.g. `"denyList.check"`), EVALSHA-first.
+    #[napi(catch_unwind, ts_return_type = "Promise<unknown>")]
+    pub async fn eval_known(
+        &self,
+        name: String,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<serde_json::Value> {
+        let script = known_script(&name)?;
+        let reply = match &self.kind {
+            StoreKind::UpstashRest(client) => client.eval(script, keys, args).await,
+            StoreKind::Memory(_) => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    "the memory store does not run scripts",
+                ))
+            }
+        }
+        .map_err(store_error)?;
+        Ok(reply_to_json(&reply))
+    }
+
     /// A plain command on the memory store, answered synchronously (`now` = `Date.now()`).
-    #[napi(ts_return_type = "unknown")]
+    #[napi(catch_unwind, ts_return_type = "unknown")]
     pub fn command_now(&self, parts: Vec<String>, now: f64) -> Result<serde_json::Value> {
         match &self.kind {
             StoreKind::Memory(store) => store
@@ -85,7 +107,7 @@ impl NativeStore {
     }
 
     /// A store on an Upstash REST endpoint (or `ratelimit-native serve`).
-    #[napi(factory)]
+    #[napi(catch_unwind, factory)]
     pub fn upstash_rest(
         url: String,
         token: String,
@@ -111,7 +133,7 @@ impl NativeStore {
 
     /// Runs one plain command (e.g. `["GET", key]`); replies come back as JSON values
     /// (strings, integers, null, arrays).
-    #[napi(ts_return_type = "Promise<unknown>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<unknown>")]
     pub async fn command(&self, parts: Vec<String>) -> Result<serde_json::Value> {
         if parts.is_empty() {
             return Err(Error::new(Status::InvalidArg, "empty command"));
@@ -123,6 +145,26 @@ impl NativeStore {
         .map_err(store_error)?;
         Ok(reply_to_json(&reply))
     }
+}
+
+fn known_script(name: &str) -> Result<&'static ratelimit_core::Script> {
+    ratelimit_core::scripts::all()
+        .iter()
+        .copied()
+        .find(|s| s.name == name)
+        .ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown script {name:?}")))
+}
+
+/// The SHA1 and text of one of the package's own scripts, for the compat path.
+#[napi(catch_unwind)]
+pub fn known_script_source(name: String) -> Result<crate::algorithm::ScriptInvocation> {
+    let script = known_script(&name)?;
+    Ok(crate::algorithm::ScriptInvocation {
+        sha1: script.sha1().to_string(),
+        script: script.source.to_string(),
+        keys: Vec::new(),
+        args: Vec::new(),
+    })
 }
 
 fn reply_to_json(reply: &Reply) -> serde_json::Value {

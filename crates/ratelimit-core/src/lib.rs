@@ -13,6 +13,7 @@ pub mod duration;
 pub mod error;
 pub mod keys;
 pub mod num;
+pub mod round_trip;
 pub mod scripts;
 pub mod stores;
 mod tls;

@@ -27,6 +27,14 @@ pub struct Script {
 }
 
 impl Script {
+    /// A script built at run time (composed scripts); it lives for the rest of the process.
+    pub(crate) fn leak(name: &'static str, source: String) -> &'static Script {
+        Box::leak(Box::new(Script::new(
+            name,
+            Box::leak(source.into_boxed_str()),
+        )))
+    }
+
     const fn new(name: &'static str, source: &'static str) -> Script {
         Script {
             name,
@@ -91,7 +99,12 @@ pub static CACHED_FIXED_WINDOW_REMAINING: Script = Script::new(
 /// `resetUsedTokens`; see [`crate::keys::ResetTarget`] for its KEYS / ARGV.
 pub static RESET: Script = Script::new("resetUsedTokens", include_str!("lua/reset.lua"));
 
-static ALL: [&Script; 9] = [
+/// The deny-list check on its own (used when no limit script runs in the same call, e.g. after
+/// an ephemeral-cache block). KEYS `[P:denyList:all, P:ipDenyListStatus]`, ARGV the members.
+pub static DENY_LIST_CHECK: Script =
+    Script::new("denyList.check", include_str!("lua/deny_list_check.lua"));
+
+static ALL: [&Script; 10] = [
     &FIXED_WINDOW_LIMIT,
     &FIXED_WINDOW_REMAINING,
     &SLIDING_WINDOW_LIMIT,
@@ -101,6 +114,7 @@ static ALL: [&Script; 9] = [
     &CACHED_FIXED_WINDOW_LIMIT,
     &CACHED_FIXED_WINDOW_REMAINING,
     &RESET,
+    &DENY_LIST_CHECK,
 ];
 
 /// Every script, e.g. to preload them or to map a SHA1 back to its text.

@@ -21,6 +21,11 @@ use crate::stores::{Reply, StoreError};
 /// Most commands per `/pipeline` request (what `@upstash/redis` uses too).
 const MAX_BATCH: usize = 1000;
 
+/// Waits before re-sending a request that certainly did not run (connection refused, or the
+/// server answered 502/503 because it could not reach Redis): about 0.8 s in all, enough to ride
+/// out a Redis or REST-server restart, short enough to stay inside the limiter's timeout.
+const RETRY_BACKOFF_MS: [u64; 5] = [25, 50, 100, 200, 400];
+
 /// Connection settings for [`UpstashRest`].
 #[derive(Debug, Clone)]
 pub struct UpstashRestOptions {
@@ -259,9 +264,34 @@ fn fail_all(calls: Vec<Call>, err: StoreError) {
     }
 }
 
-/// POSTs one pipeline; a transport or HTTP-level failure fails every item.
+/// POSTs one pipeline, re-sending it while the failure shows it never ran.
 async fn post(inner: &Inner, body: &Json) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
     let bytes = serde_json::to_vec(body).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let mut backoff = RETRY_BACKOFF_MS.iter();
+    loop {
+        match post_once(inner, bytes.clone()).await {
+            Err(Attempt::NotRun(err)) => match backoff.next() {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+                None => return Err(err),
+            },
+            Err(Attempt::Failed(err)) => return Err(err),
+            Ok(items) => return Ok(items),
+        }
+    }
+}
+
+/// How one attempt failed: `NotRun` when the commands certainly did not execute (safe to send
+/// again: no double counting), `Failed` otherwise.
+enum Attempt {
+    NotRun(StoreError),
+    Failed(StoreError),
+}
+
+/// POSTs one pipeline once; a transport or HTTP-level failure fails every item.
+async fn post_once(
+    inner: &Inner,
+    bytes: Vec<u8>,
+) -> Result<Vec<Result<Reply, StoreError>>, Attempt> {
     let response = inner
         .http
         .post(&inner.pipeline_url)
@@ -269,12 +299,18 @@ async fn post(inner: &Inner, body: &Json) -> Result<Vec<Result<Reply, StoreError
         .body(bytes)
         .send()
         .await
-        .map_err(|e| transport_error(inner, e))?;
+        .map_err(|e| {
+            if e.is_connect() {
+                Attempt::NotRun(transport_error(inner, e))
+            } else {
+                Attempt::Failed(transport_error(inner, e))
+            }
+        })?;
     let status = response.status();
     let text = response
         .bytes()
         .await
-        .map_err(|e| transport_error(inner, e))?;
+        .map_err(|e| Attempt::Failed(transport_error(inner, e)))?;
     let parsed: Result<Json, _> = serde_json::from_slice(&text);
     if !status.is_success() {
         let message = match parsed {
@@ -284,17 +320,23 @@ async fn post(inner: &Inner, body: &Json) -> Result<Vec<Result<Reply, StoreError
             },
             _ => snippet(&text),
         };
-        return Err(StoreError::Http {
+        let err = StoreError::Http {
             status: status.as_u16(),
             message,
+        };
+        // 502/503: the REST server could not reach Redis, so nothing ran.
+        return Err(if matches!(status.as_u16(), 502 | 503) {
+            Attempt::NotRun(err)
+        } else {
+            Attempt::Failed(err)
         });
     }
     match parsed {
         Ok(Json::Array(items)) => Ok(items.iter().map(decode_item).collect()),
-        Ok(_) | Err(_) => Err(StoreError::BadResponse(format!(
+        Ok(_) | Err(_) => Err(Attempt::Failed(StoreError::BadResponse(format!(
             "expected a JSON array from /pipeline, got: {}",
             snippet(&text)
-        ))),
+        )))),
     }
 }
 
