@@ -102,8 +102,12 @@ export type RatelimitConfig = {
   cacheScripts?: boolean;
   enableProtection?: boolean;
   denyListThreshold?: number;
-  /** Enables `setDynamicLimit` / `getDynamicLimit` (one global limit per prefix). */
-  dynamicLimits?: boolean;
+  /**
+   * Enables `setDynamicLimit` / `getDynamicLimit`: `true` for one global limit per prefix (as
+   * upstream); `{ perIdentifier: true }` (ratelimit-native addition) also lets each identifier
+   * have its own dynamic limit, which takes precedence over the global one (one more GET per call).
+   */
+  dynamicLimits?: boolean | { perIdentifier?: boolean };
   enableTelemetry?: boolean;
   /**
    * ratelimit-native addition. When the store times out (`timeout`) or fails, answer
@@ -134,9 +138,12 @@ export declare class Ratelimit {
   resetUsedTokens: (identifier: string) => Promise<void>;
   /** Reads the remaining budget without consuming any. */
   getRemaining: (identifier: string) => Promise<{ remaining: number; reset: number; limit: number }>;
-  /** Sets (or with `false` removes) the global dynamic limit of this prefix. */
-  setDynamicLimit: (options: { limit: number | false }) => Promise<void>;
-  getDynamicLimit: () => Promise<{ dynamicLimit: number | null }>;
+  /**
+   * Sets (or with `false` removes) the global dynamic limit of this prefix — or, with
+   * `identifier` (needs `dynamicLimits: { perIdentifier: true }`), that identifier's own limit.
+   */
+  setDynamicLimit: (options: { limit: number | false; identifier?: string }) => Promise<void>;
+  getDynamicLimit: (options?: { identifier?: string }) => Promise<{ dynamicLimit: number | null }>;
 
   /** `tokens` requests per aligned `window`. */
   static fixedWindow(tokens: number, window: Duration): Algorithm<RegionContext>;
@@ -183,4 +190,95 @@ export declare class Redis implements RatelimitRedis {
   get<TData>(key: string): Promise<TData | null>;
   set<TData>(key: string, value: TData, opts?: { ex?: number; px?: number; nx?: boolean; xx?: boolean }): Promise<"OK" | TData | null>;
   del(...keys: string[]): Promise<number>;
+  zincrby<TData>(key: string, increment: number, member: TData): Promise<number>;
+}
+
+// --- Analytics (experimental upstream) ------------------------------------------------------
+
+/** `success` of an analytics event: allowed, rate limited, or `"denied"` by the deny list. */
+export type EventSuccess = boolean | "denied";
+
+/** One analytics event, as `analytics: true` records it (geo fields spread in). */
+export type AnalyticsEvent = Geo & {
+  identifier: string;
+  time: number;
+  success: EventSuccess;
+};
+
+/** One hour of an aggregate: `{ time, [field]: { [value]: count } }` (as @upstash/core-analytics' `Aggregate`). */
+export type Aggregate = { time: number } & { [field: string]: { [value: string]: number } };
+
+/**
+ * What `Analytics` needs from its client: `eval` for the queries, and `zincrby` for `record`
+ * when the client has it (otherwise the ZINCRBY goes through `eval`).
+ */
+export interface AnalyticsRedis {
+  eval<TArgs extends unknown[], TData = unknown>(script: string, keys: string[], args: TArgs): Promise<TData>;
+  zincrby?<TData>(key: string, increment: number, member: TData): Promise<number>;
+}
+
+export type AnalyticsConfig = {
+  redis: AnalyticsRedis;
+  /** Key prefix (default `"@upstash/ratelimit"`); events live in `<prefix>:events:<hour start ms>`. */
+  prefix?: string;
+};
+
+/**
+ * Reads (and records) the hourly usage events a `Ratelimit` with `analytics: true` writes.
+ * Same data and answers as `@upstash/ratelimit`'s `Analytics` (experimental upstream).
+ */
+export declare class Analytics {
+  constructor(config: AnalyticsConfig);
+  /** Vercel's `req.geo`, else Cloudflare's `req.cf`, else `{}`. */
+  extractGeo(req: { geo?: Geo; cf?: Geo }): Geo;
+  /** Counts one event in its hour (ZINCRBY; analytics keys never expire). */
+  record(event: AnalyticsEvent): Promise<void>;
+  /** Per-hour counts grouped by `filter`, from the current hour back to `cutoff` (at most 256 hours). */
+  series<TFilter extends keyof Omit<AnalyticsEvent, "time">>(filter: TFilter, cutoff: number): Promise<Aggregate[]>;
+  /** Per identifier, allowed (including `"denied"`) and blocked counts since `cutoff` (at most 256 hours). */
+  getUsage(cutoff?: number): Promise<Record<string, { success: number; blocked: number }>>;
+  /** Per-hour counts grouped by `groupby` for the last `timestampCount` hours, newest first. */
+  getUsageOverTime<TFilter extends keyof Omit<AnalyticsEvent, "time">>(timestampCount: number, groupby: TFilter): Promise<Aggregate[]>;
+  /** The `getTop` (default 5) most frequent identifiers per outcome, looking at most at `checkAtMost` (default `getTop * 5`) entries. */
+  getMostAllowedBlocked(
+    timestampCount: number,
+    getTop?: number,
+    checkAtMost?: number,
+  ): Promise<{
+    allowed: { identifier: string; count: number }[];
+    ratelimited: { identifier: string; count: number }[];
+    denied: { identifier: string; count: number }[];
+  }>;
+}
+
+// --- IP deny list (enableProtection) -----------------------------------------------------------
+
+/** The MULTI builder `IpDenyList` drives (an `@upstash/redis` `multi()` fits). */
+export interface IpDenyListTransaction {
+  sdiffstore(destination: string, ...keys: string[]): unknown;
+  del(...keys: string[]): unknown;
+  sadd(key: string, member: string, ...members: string[]): unknown;
+  sunionstore(destination: string, key: string, ...keys: string[]): unknown;
+  set(key: string, value: string, opts?: { px: number }): unknown;
+  exec(): Promise<unknown[]>;
+}
+
+/** A client with `multi()` (used when present, as upstream) or `eval` (one atomic script instead). */
+export type IpDenyListRedis =
+  | { multi(): IpDenyListTransaction }
+  | { eval<TArgs extends unknown[], TData = unknown>(script: string, keys: string[], args: TArgs): Promise<TData> };
+
+/** Maintenance of the daily IP deny list that `enableProtection` consults. */
+export declare namespace IpDenyList {
+  /** Thrown (as a rejection) for a threshold outside 1..8. */
+  class ThresholdError extends Error {
+    constructor(threshold: number);
+  }
+  /**
+   * Downloads the ipsum list for `threshold` (1..8) and makes it the prefix's IP deny list,
+   * valid for `ttl` ms (default: until the next 02:00 UTC). Resolves to the transaction's replies.
+   */
+  const updateIpDenyList: (redis: IpDenyListRedis, prefix: string, threshold: number, ttl?: number) => Promise<unknown[]>;
+  /** Removes the downloaded IPs and marks the list `"disabled"` (never refreshed again). */
+  const disableIpDenyList: (redis: IpDenyListRedis, prefix: string) => Promise<unknown[]>;
 }

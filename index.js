@@ -4,6 +4,10 @@
 
 const { Ratelimit } = require('./lib/ratelimit')
 const { Redis } = require('./lib/redis')
+const { Analytics } = require('./lib/analytics')
+const { IpDenyList } = require('./lib/ip-deny-list')
 
 exports.Ratelimit = Ratelimit
 exports.Redis = Redis
+exports.Analytics = Analytics
+exports.IpDenyList = IpDenyList

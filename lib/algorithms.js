@@ -17,8 +17,19 @@ function parseWindow(window) {
   return native.parseDuration(window)
 }
 
-function dynamicKey(ctx) {
-  return ctx.dynamicLimits ? `${ctx.prefix}:dynamic:global` : null
+/** Set on a context whose limiter was built with `dynamicLimits: { perIdentifier: true }`. */
+const PER_IDENTIFIER = Symbol.for('ratelimit-native.perIdentifierDynamicLimits')
+
+/**
+ * The dynamic-limit keys the scripts consult, most specific first (the first one set wins):
+ * the identifier's own limit (our addition) and the prefix's global one (as upstream).
+ * `key` is the prefixed identifier, `prefix:identifier`.
+ */
+function dynamicKey(ctx, key) {
+  if (!ctx.dynamicLimits) return null
+  const global = `${ctx.prefix}:dynamic:global`
+  if (!ctx[PER_IDENTIFIER]) return [global]
+  return [`${ctx.prefix}:dynamic:id:${key.slice(ctx.prefix.length + 1)}`, global]
 }
 
 /** EVALSHA first; EVAL when Redis does not know the script (upstream's exact fallback test). */
@@ -42,7 +53,7 @@ function replyNumbers(reply) {
 }
 
 async function runLimit(algo, ctx, key, now, rate) {
-  const dyn = dynamicKey(ctx)
+  const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
   if (store) return store.sync ? algo.limitNow(store.native, key, now, rate, dyn) : algo.limitOn(store.native, key, now, rate, dyn)
   const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
@@ -51,7 +62,7 @@ async function runLimit(algo, ctx, key, now, rate) {
 
 /** The limit with protection and/or analytics in the same script (one request). */
 async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
-  const dyn = dynamicKey(ctx)
+  const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
   if (store) {
     if (store.sync) throw new Error('ratelimit-native: analytics and enableProtection need a Redis store, not Redis.memory()')
@@ -62,7 +73,7 @@ async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
 }
 
 async function runRemaining(algo, ctx, key, now) {
-  const dyn = dynamicKey(ctx)
+  const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
   if (store) return store.sync ? algo.remainingNow(store.native, key, now, dyn) : algo.remainingOn(store.native, key, now, dyn)
   const reply = await evalThroughClient(ctx.redis, algo.remainingCall(key, now, dyn))
@@ -204,4 +215,4 @@ function cachedFixedWindow(tokens, window) {
   return asAlgorithm(impl, { kind: 'cachedFixedWindow', tokens, windowMs })
 }
 
-module.exports = { fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, evalThroughClient }
+module.exports = { fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, evalThroughClient }

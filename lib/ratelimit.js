@@ -104,10 +104,14 @@ class RegionRatelimit {
     this.analytics = config.analytics ? new (require('./analytics').Analytics)({ redis: config.redis, prefix: this.prefix }) : undefined
     this.enableProtection = config.enableProtection ?? false
     this.denyListThreshold = config.denyListThreshold ?? 6
-    this.dynamicLimits = config.dynamicLimits ?? false
+    // `true` (as upstream: one global dynamic limit per prefix) or `{ perIdentifier: true }`
+    // (ours: an identifier's own dynamic limit, then the global one).
+    this.dynamicLimits = Boolean(config.dynamicLimits ?? false)
     this.failClosed = config.failClosed ?? false
     this.ctx.dynamicLimits = this.dynamicLimits
     this.ctx.prefix = this.prefix
+    const perIdentifier = typeof config.dynamicLimits === 'object' && config.dynamicLimits !== null && config.dynamicLimits.perIdentifier === true
+    if (perIdentifier) Object.defineProperty(this.ctx, algorithms.PER_IDENTIFIER, { value: true })
     if (config.ephemeralCache instanceof Map) this.ctx.cache = new EphemeralCache(config.ephemeralCache)
     else if (config.ephemeralCache === undefined) this.ctx.cache = EphemeralCache.bounded()
     const store = nativeStoreFor(config.redis)
@@ -263,21 +267,36 @@ class RegionRatelimit {
 
   getRemaining = async (identifier) => this.limiter().getRemaining(this.ctx, this.getKey(identifier))
 
+  /**
+   * Sets (a number) or removes (`false`) the prefix's global dynamic limit — or, with
+   * `identifier` and `dynamicLimits: { perIdentifier: true }`, that identifier's own limit,
+   * which takes precedence over the global one.
+   */
   setDynamicLimit = async (options) => {
-    if (!this.dynamicLimits) {
-      throw new Error('dynamicLimits must be enabled in the Ratelimit constructor to use setDynamicLimit()')
-    }
-    const key = `${this.prefix}:dynamic:global`
+    const key = this.#dynamicLimitKey(options, 'setDynamicLimit')
     if (options.limit === false) await this.primaryRedis.del(key)
     else await this.primaryRedis.set(key, options.limit)
   }
 
-  getDynamicLimit = async () => {
-    if (!this.dynamicLimits) {
-      throw new Error('dynamicLimits must be enabled in the Ratelimit constructor to use getDynamicLimit()')
-    }
-    const result = await this.primaryRedis.get(`${this.prefix}:dynamic:global`)
+  getDynamicLimit = async (options) => {
+    const key = this.#dynamicLimitKey(options, 'getDynamicLimit')
+    const result = await this.primaryRedis.get(key)
     return { dynamicLimit: result === null || result === undefined ? null : Number(result) }
+  }
+
+  #dynamicLimitKey(options, method) {
+    if (!this.dynamicLimits) {
+      throw new Error(`dynamicLimits must be enabled in the Ratelimit constructor to use ${method}()`)
+    }
+    const identifier = options?.identifier
+    if (identifier === undefined) return `${this.prefix}:dynamic:global`
+    if (!this.ctx[algorithms.PER_IDENTIFIER]) {
+      throw new Error(
+        `per-identifier dynamic limits must be enabled with dynamicLimits: { perIdentifier: true } to use ${method}({ identifier })`,
+      )
+    }
+    if (typeof identifier !== 'string') throw new TypeError(`ratelimit-native: identifier must be a string, got ${typeof identifier}`)
+    return `${this.prefix}:dynamic:id:${identifier}`
   }
 
   getKey = (identifier) => [this.prefix, identifier].join(':')

@@ -107,6 +107,8 @@ function defineCommands(redis) {
     return run(['SET', key, encoded, ...extra])
   }
   redis.del = async (...keys) => run(['DEL', ...keys])
+  redis.zincrby = async (key, increment, member) =>
+    run(['ZINCRBY', key, increment, typeof member === 'string' ? member : JSON.stringify(member)])
 }
 
 /** Recognises an `@upstash/redis` instance and returns its base URL and token. */

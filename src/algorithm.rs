@@ -109,6 +109,11 @@ fn cost(rate: f64) -> Result<f64> {
     }
 }
 
+/// Dynamic-limit keys, most specific first (absent = dynamic limits off).
+fn dynamic_refs(keys: &Option<Vec<String>>) -> Vec<&str> {
+    keys.iter().flatten().map(String::as_str).collect()
+}
+
 fn reply_values(reply: &[Option<f64>]) -> Vec<Option<i64>> {
     reply.iter().map(|v| v.map(|f| f as i64)).collect()
 }
@@ -141,20 +146,20 @@ fn reset_call(target: ResetTarget) -> ScriptCall {
 }
 
 impl Kind {
-    fn limit_call(&self, key: &str, now: u64, rate: f64, dynamic_key: Option<&str>) -> ScriptCall {
+    fn limit_call(&self, key: &str, now: u64, rate: f64, dynamic_keys: &[&str]) -> ScriptCall {
         match self {
-            Kind::Fixed(a) => a.limit_call(key, now, rate, dynamic_key),
-            Kind::Sliding(a) => a.limit_call(key, now, rate, dynamic_key),
-            Kind::Bucket(a) => a.limit_call(key, now, rate, dynamic_key),
+            Kind::Fixed(a) => a.limit_call(key, now, rate, dynamic_keys),
+            Kind::Sliding(a) => a.limit_call(key, now, rate, dynamic_keys),
+            Kind::Bucket(a) => a.limit_call(key, now, rate, dynamic_keys),
             Kind::Cached(a) => a.limit_call(key, now, rate),
         }
     }
 
-    fn remaining_call(&self, key: &str, now: u64, dynamic_key: Option<&str>) -> ScriptCall {
+    fn remaining_call(&self, key: &str, now: u64, dynamic_keys: &[&str]) -> ScriptCall {
         match self {
-            Kind::Fixed(a) => a.remaining_call(key, now, dynamic_key),
-            Kind::Sliding(a) => a.remaining_call(key, now, dynamic_key),
-            Kind::Bucket(a) => a.remaining_call(key, dynamic_key),
+            Kind::Fixed(a) => a.remaining_call(key, now, dynamic_keys),
+            Kind::Sliding(a) => a.remaining_call(key, now, dynamic_keys),
+            Kind::Bucket(a) => a.remaining_call(key, dynamic_keys),
             Kind::Cached(a) => a.remaining_call(key, now),
         }
     }
@@ -255,12 +260,12 @@ impl Kind {
         key: &str,
         now: u64,
         rate: f64,
-        dynamic_key: Option<&str>,
+        dynamic_keys: &[&str],
     ) -> Result<Vec<f64>> {
         let outcome = match self {
-            Kind::Fixed(a) => mem::fixed_window_limit(store, a, key, now, rate, dynamic_key),
-            Kind::Sliding(a) => mem::sliding_window_limit(store, a, key, now, rate, dynamic_key),
-            Kind::Bucket(a) => mem::token_bucket_limit(store, a, key, now, rate, dynamic_key),
+            Kind::Fixed(a) => mem::fixed_window_limit(store, a, key, now, rate, dynamic_keys),
+            Kind::Sliding(a) => mem::sliding_window_limit(store, a, key, now, rate, dynamic_keys),
+            Kind::Bucket(a) => mem::token_bucket_limit(store, a, key, now, rate, dynamic_keys),
             Kind::Cached(a) => {
                 return mem::cached_fixed_window_increment(store, a, key, now, rate)
                     .map(|used| vec![used as f64])
@@ -275,12 +280,12 @@ impl Kind {
         store: &MemoryStore,
         key: &str,
         now: u64,
-        dynamic_key: Option<&str>,
+        dynamic_keys: &[&str],
     ) -> Vec<f64> {
         remaining_numbers(match self {
-            Kind::Fixed(a) => mem::fixed_window_remaining(store, a, key, now, dynamic_key),
-            Kind::Sliding(a) => mem::sliding_window_remaining(store, a, key, now, dynamic_key),
-            Kind::Bucket(a) => mem::token_bucket_remaining(store, a, key, now, dynamic_key),
+            Kind::Fixed(a) => mem::fixed_window_remaining(store, a, key, now, dynamic_keys),
+            Kind::Sliding(a) => mem::sliding_window_remaining(store, a, key, now, dynamic_keys),
+            Kind::Bucket(a) => mem::token_bucket_remaining(store, a, key, now, dynamic_keys),
             Kind::Cached(a) => a.remaining_outcome(
                 mem::cached_fixed_window_used(store, a, key, now) as f64,
                 now,
@@ -374,14 +379,14 @@ impl Kind {
         key: &str,
         now: u64,
         rate: f64,
-        dynamic_key: Option<&str>,
+        dynamic_keys: &[&str],
     ) -> Result<ScriptCall> {
         if matches!(self, Kind::Cached(_)) {
             return Err(invalid_arg(
                 "cachedFixedWindow cannot carry protection or analytics in its script",
             ));
         }
-        Ok(self.limit_call(key, now, rate, dynamic_key))
+        Ok(self.limit_call(key, now, rate, dynamic_keys))
     }
 
     /// `[success, limit, remaining, reset, status TTL, denied flag per value…]`; a failed
@@ -421,12 +426,15 @@ impl NativeAlgorithm {
         key: String,
         now: f64,
         rate: f64,
-        dynamic_key: Option<String>,
+        dynamic_keys: Option<Vec<String>>,
         extras: LimitExtras,
     ) -> Result<ScriptInvocation> {
-        let call =
-            self.kind
-                .base_limit_call(&key, clock(now)?, cost(rate)?, dynamic_key.as_deref())?;
+        let call = self.kind.base_limit_call(
+            &key,
+            clock(now)?,
+            cost(rate)?,
+            &dynamic_refs(&dynamic_keys),
+        )?;
         Ok(round_trip::with_extras(call, &extras.into_core()?).into())
     }
 
@@ -451,13 +459,13 @@ impl NativeAlgorithm {
         key: String,
         now: f64,
         rate: f64,
-        dynamic_key: Option<String>,
+        dynamic_keys: Option<Vec<String>>,
         extras: LimitExtras,
     ) -> Result<PromiseRaw<'env, ExtrasOutcome>> {
         let now = clock(now)?;
-        let call = self
-            .kind
-            .base_limit_call(&key, now, cost(rate)?, dynamic_key.as_deref())?;
+        let call =
+            self.kind
+                .base_limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys))?;
         let call = round_trip::with_extras(call, &extras.into_core()?);
         let kind = self.kind;
         let store = store.kind.clone();
@@ -550,11 +558,11 @@ impl NativeAlgorithm {
         key: String,
         now: f64,
         rate: f64,
-        dynamic_key: Option<String>,
+        dynamic_keys: Option<Vec<String>>,
     ) -> Result<ScriptInvocation> {
         Ok(self
             .kind
-            .limit_call(&key, clock(now)?, cost(rate)?, dynamic_key.as_deref())
+            .limit_call(&key, clock(now)?, cost(rate)?, &dynamic_refs(&dynamic_keys))
             .into())
     }
 
@@ -570,11 +578,11 @@ impl NativeAlgorithm {
         &self,
         key: String,
         now: f64,
-        dynamic_key: Option<String>,
+        dynamic_keys: Option<Vec<String>>,
     ) -> Result<ScriptInvocation> {
         Ok(self
             .kind
-            .remaining_call(&key, clock(now)?, dynamic_key.as_deref())
+            .remaining_call(&key, clock(now)?, &dynamic_refs(&dynamic_keys))
             .into())
     }
 
@@ -598,14 +606,14 @@ impl NativeAlgorithm {
         key: String,
         now: f64,
         rate: f64,
-        dynamic_key: Option<String>,
+        dynamic_keys: Option<Vec<String>>,
     ) -> Result<Vec<f64>> {
         self.kind.limit_in_memory(
             memory_of(store)?,
             &key,
             clock(now)?,
             cost(rate)?,
-            dynamic_key.as_deref(),
+            &dynamic_refs(&dynamic_keys),
         )
     }
 
@@ -616,13 +624,13 @@ impl NativeAlgorithm {
         store: &NativeStore,
         key: String,
         now: f64,
-        dynamic_key: Option<String>,
+        dynamic_keys: Option<Vec<String>>,
     ) -> Result<Vec<f64>> {
         Ok(self.kind.remaining_in_memory(
             memory_of(store)?,
             &key,
             clock(now)?,
-            dynamic_key.as_deref(),
+            &dynamic_refs(&dynamic_keys),
         ))
     }
 
@@ -643,12 +651,12 @@ impl NativeAlgorithm {
         key: String,
         now: f64,
         rate: f64,
-        dynamic_key: Option<String>,
+        dynamic_keys: Option<Vec<String>>,
     ) -> Result<PromiseRaw<'env, Vec<f64>>> {
         let now = clock(now)?;
         let call = self
             .kind
-            .limit_call(&key, now, cost(rate)?, dynamic_key.as_deref());
+            .limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys));
         let kind = self.kind;
         let store = store.kind.clone();
         env.spawn_future(async move {
@@ -664,10 +672,12 @@ impl NativeAlgorithm {
         store: &NativeStore,
         key: String,
         now: f64,
-        dynamic_key: Option<String>,
+        dynamic_keys: Option<Vec<String>>,
     ) -> Result<PromiseRaw<'env, Vec<f64>>> {
         let now = clock(now)?;
-        let call = self.kind.remaining_call(&key, now, dynamic_key.as_deref());
+        let call = self
+            .kind
+            .remaining_call(&key, now, &dynamic_refs(&dynamic_keys));
         let kind = self.kind;
         let store = store.kind.clone();
         env.spawn_future(async move {

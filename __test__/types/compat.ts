@@ -91,3 +91,17 @@ Ours.Ratelimit.fixedWindow(1, "1 sec");
 Ours.Ratelimit.tokenBucket(1, "1 s");
 // @ts-expect-error a limiter is required
 new Ours.Ratelimit({ redis: upstashRedis });
+
+// --- Analytics, IpDenyList, per-identifier dynamic limits -----------------------------------
+const ourAnalytics = new Ours.Analytics({ redis: upstashRedis, prefix: "p" });
+const upAnalytics: Pick<Up.Analytics, "getUsage" | "getUsageOverTime" | "getMostAllowedBlocked" | "record"> = ourAnalytics;
+void upAnalytics;
+declare const upAnalyticsConfig: Up.AnalyticsConfig;
+new Ours.Analytics(upAnalyticsConfig);
+void Ours.IpDenyList.updateIpDenyList(upstashRedis, "p", 6);
+void Ours.IpDenyList.disableIpDenyList(upstashRedis, "p");
+const thresholdError: Error = new Ours.IpDenyList.ThresholdError(9);
+void thresholdError;
+const perId = new Ours.Ratelimit({ redis: upstashRedis, limiter: Ours.Ratelimit.fixedWindow(5, "1 m"), dynamicLimits: { perIdentifier: true } });
+void perId.setDynamicLimit({ identifier: "user-1", limit: 50 });
+void perId.getDynamicLimit({ identifier: "user-1" });

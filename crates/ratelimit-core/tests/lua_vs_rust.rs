@@ -306,13 +306,13 @@ async fn fixed_window_sequence(conn: &mut MultiplexedConnection, seed: u64) {
         let key = alg.key(&id, d.now);
         let dynamic_key = d.dynamic_key();
         if d.rng.u8(..4) == 0 {
-            let call = alg.remaining_call(&id, d.now, dynamic_key.as_deref());
+            let call = alg.remaining_call(&id, d.now, dynamic_key.as_deref().as_slice());
             let lua = eval(conn, &call).await.unwrap();
             let rust = alg.remaining_step(model.counter(&key), d.dynamic_limit());
             assert_eq!(int_array(&lua), rust.to_values(), "{ctx}: getRemaining");
         } else {
             let rate = d.pick(RATES);
-            let call = alg.limit_call(&id, d.now, rate, dynamic_key.as_deref());
+            let call = alg.limit_call(&id, d.now, rate, dynamic_key.as_deref().as_slice());
             let lua = eval(conn, &call).await;
             let rust = alg.limit_step(model.counter(&key), rate, d.dynamic_limit());
             let ctx = format!("{ctx} rate {rate}");
@@ -341,13 +341,13 @@ async fn sliding_window_sequence(conn: &mut MultiplexedConnection, seed: u64) {
         let dynamic_key = d.dynamic_key();
         let (cur, prev) = (model.counter(&current), model.counter(&previous));
         if d.rng.u8(..4) == 0 {
-            let call = alg.remaining_call(&id, d.now, dynamic_key.as_deref());
+            let call = alg.remaining_call(&id, d.now, dynamic_key.as_deref().as_slice());
             let lua = eval(conn, &call).await.unwrap();
             let rust = alg.remaining_step(cur, prev, d.now, d.dynamic_limit());
             assert_eq!(int_array(&lua), rust.to_values(), "{ctx}: getRemaining");
         } else {
             let rate = d.pick(RATES);
-            let call = alg.limit_call(&id, d.now, rate, dynamic_key.as_deref());
+            let call = alg.limit_call(&id, d.now, rate, dynamic_key.as_deref().as_slice());
             let lua = eval(conn, &call).await;
             let rust = alg.limit_step(cur, prev, d.now, rate, d.dynamic_limit());
             let ctx = format!("{ctx} rate {rate} now {}", d.now);
@@ -382,13 +382,13 @@ async fn token_bucket_sequence(conn: &mut MultiplexedConnection, seed: u64, refi
         let key = TokenBucket::key(&id);
         let dynamic_key = d.dynamic_key();
         if d.rng.u8(..4) == 0 {
-            let call = alg.remaining_call(&id, dynamic_key.as_deref());
+            let call = alg.remaining_call(&id, dynamic_key.as_deref().as_slice());
             let lua = eval(conn, &call).await.unwrap();
             let rust = alg.remaining_step(model.bucket(&key), d.dynamic_limit());
             assert_eq!(int_array(&lua), rust.to_values(), "{ctx}: getRemaining");
         } else {
             let rate = d.pick(&rates);
-            let call = alg.limit_call(&id, d.now, rate, dynamic_key.as_deref());
+            let call = alg.limit_call(&id, d.now, rate, dynamic_key.as_deref().as_slice());
             let lua = eval(conn, &call).await;
             let rust = alg.limit_step(model.bucket(&key), d.now, rate, d.dynamic_limit());
             let ctx = format!("{ctx} rate {rate} now {}", d.now);
@@ -505,7 +505,7 @@ async fn edge_values_match() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let lua = eval(&mut conn, &alg.limit_call("edge:max", now, 1.0, None)).await;
+    let lua = eval(&mut conn, &alg.limit_call("edge:max", now, 1.0, &[])).await;
     same_error(
         &lua,
         alg.limit_step(Some(i64::MAX), 1.0, None).err(),
@@ -516,12 +516,12 @@ async fn edge_values_match() {
     for tokens in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300, -2.5] {
         let alg = FixedWindow::new(tokens, 60_000);
         let id = format!("edge:tokens:{tokens}");
-        let lua = eval(&mut conn, &alg.limit_call(&id, now, 1.0, None))
+        let lua = eval(&mut conn, &alg.limit_call(&id, now, 1.0, &[]))
             .await
             .unwrap();
         let rust = alg.limit_step(None, 1.0, None).unwrap();
         assert_eq!(int_array(&lua), rust.reply.to_values(), "tokens {tokens}");
-        let lua = eval(&mut conn, &alg.remaining_call(&id, now, None))
+        let lua = eval(&mut conn, &alg.remaining_call(&id, now, &[]))
             .await
             .unwrap();
         assert_eq!(
@@ -531,7 +531,7 @@ async fn edge_values_match() {
         );
 
         let alg = TokenBucket::new(1.0, 60_000, tokens);
-        let lua = eval(&mut conn, &alg.limit_call(&id, now, 1.0, None)).await;
+        let lua = eval(&mut conn, &alg.limit_call(&id, now, 1.0, &[])).await;
         let rust = alg.limit_step(None, now, 1.0, None);
         same_error(&lua, rust.reply.err(), &format!("bucket tokens {tokens}"));
         if let (Ok(lua), Ok(reply)) = (&lua, rust.reply) {
@@ -552,7 +552,7 @@ async fn edge_values_match() {
     for rate in rates {
         let alg = FixedWindow::new(3.0, 60_000);
         let id = format!("edge:rate:{rate}");
-        let lua = eval(&mut conn, &alg.limit_call(&id, now, rate, None)).await;
+        let lua = eval(&mut conn, &alg.limit_call(&id, now, rate, &[])).await;
         let rust = alg.limit_step(None, rate, None);
         same_error(&lua, rust.err(), &format!("rate {rate}"));
         if let (Ok(lua), Ok(step)) = (&lua, rust) {
@@ -561,7 +561,7 @@ async fn edge_values_match() {
 
         let alg = SlidingWindow::new(3.0, 60_000);
         let id = format!("edge:sliding-rate:{rate}");
-        let lua = eval(&mut conn, &alg.limit_call(&id, now, rate, None)).await;
+        let lua = eval(&mut conn, &alg.limit_call(&id, now, rate, &[])).await;
         let rust = alg.limit_step(None, None, now, rate, None);
         same_error(&lua, rust.err(), &format!("sliding rate {rate}"));
         if let (Ok(lua), Ok(step)) = (&lua, rust) {
@@ -608,12 +608,12 @@ async fn reset_deletes_exactly_the_escaped_target() {
     for id in ids {
         let pid = keys::prefixed_id(window_prefix, id);
         for at in [now, now - 60_000, now - 120_000] {
-            eval(&mut conn, &fw.limit_call(&pid, at, 1.0, None))
+            eval(&mut conn, &fw.limit_call(&pid, at, 1.0, &[]))
                 .await
                 .unwrap();
         }
         let pid = keys::prefixed_id(bucket_prefix, id);
-        eval(&mut conn, &tb.limit_call(&pid, now, 1.0, None))
+        eval(&mut conn, &tb.limit_call(&pid, now, 1.0, &[]))
             .await
             .unwrap();
     }

@@ -60,7 +60,7 @@ async fn on_redis(
     id: &str,
     now: u64,
     rate: f64,
-    dyn_key: Option<&str>,
+    dyn_key: &[&str],
 ) -> Answer {
     let answer = async {
         Ok::<Answer, StoreError>(match (algo, op) {
@@ -155,7 +155,7 @@ fn on_memory(
     id: &str,
     now: u64,
     rate: f64,
-    dyn_key: Option<&str>,
+    dyn_key: &[&str],
 ) -> Answer {
     let answer = match (algo, op) {
         (Algo::Fixed(a), 0) => {
@@ -237,21 +237,24 @@ async fn run_sequence(stack: &RestStack, algo: Algo, seed: u64, steps: usize) {
     for step in 0..steps {
         now += rng.u64(0..400);
         expire_like_memory(&mut conn, &store, &prefix, now).await;
-        // Sometimes change the dynamic limit, in both stores.
+        // Sometimes change a dynamic limit (the global one, or one identifier's own), in both
+        // stores; the identifier's own key takes precedence over the global one.
+        let id = &ids[rng.usize(0..ids.len())];
+        let own_key = format!("{prefix}dynamic:id:{id}");
         let use_dynamic = !matches!(algo, Algo::Cached(_)) && rng.u8(0..4) == 0;
         if use_dynamic && rng.u8(0..3) == 0 {
+            let key = if rng.bool() { &dyn_key } else { &own_key };
             let value = rng.u8(1..8).to_string();
             let _: () = redis::cmd("SET")
-                .arg(&dyn_key)
+                .arg(key)
                 .arg(&value)
                 .query_async(&mut conn)
                 .await
                 .expect("SET");
             store
-                .command(&["SET".into(), dyn_key.clone(), value], now)
+                .command(&["SET".into(), key.clone(), value], now)
                 .expect("SET");
         }
-        let id = &ids[rng.usize(0..ids.len())];
         let op = match rng.u8(0..20) {
             0 => 2,
             1..=4 => 1,
@@ -264,7 +267,12 @@ async fn run_sequence(stack: &RestStack, algo: Algo, seed: u64, steps: usize) {
             3 if matches!(algo, Algo::Bucket(_)) => 1.5,
             _ => 1.0,
         };
-        let dk = use_dynamic.then_some(dyn_key.as_str());
+        let keys: Vec<&str> = if use_dynamic {
+            vec![own_key.as_str(), dyn_key.as_str()]
+        } else {
+            Vec::new()
+        };
+        let dk = keys.as_slice();
         let expected = on_redis(&rest, algo, op, id, now, rate, dk).await;
         let actual = on_memory(&store, algo, op, id, now, rate, dk);
         assert_eq!(
@@ -316,7 +324,7 @@ fn the_memory_store_is_atomic_across_threads() {
                 scope.spawn(move || {
                     (0..125)
                         .filter(|_| {
-                            mem::fixed_window_limit(&store, &algo, "p:hot", now, 1.0, None)
+                            mem::fixed_window_limit(&store, &algo, "p:hot", now, 1.0, &[])
                                 .expect("limit")
                                 .success
                         })

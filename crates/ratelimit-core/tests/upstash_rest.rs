@@ -35,7 +35,7 @@ async fn runs_scripts_with_evalsha_and_falls_back_to_eval_once() {
     let algo = FixedWindow::new(5.0, 60_000);
     let now = 1_700_000_000_000;
     for expected in 1..=3 {
-        let call = algo.limit_call("p:u", now, 1.0, None);
+        let call = algo.limit_call("p:u", now, 1.0, &[]);
         let reply = rest
             .eval(call.script, call.keys, call.args)
             .await
@@ -60,13 +60,13 @@ async fn one_request_per_warm_call_and_concurrent_calls_share_pipelines() {
     let rest = client(&stack);
     let algo = FixedWindow::new(1e9, 60_000);
     let now = 1_700_000_000_000;
-    let warm_up = algo.limit_call("p:warm", now, 1.0, None);
+    let warm_up = algo.limit_call("p:warm", now, 1.0, &[]);
     rest.eval(warm_up.script, warm_up.keys, warm_up.args)
         .await
         .expect("warm up");
 
     let before = stack.stats();
-    let call = algo.limit_call("p:one", now, 1.0, None);
+    let call = algo.limit_call("p:one", now, 1.0, &[]);
     rest.eval(call.script, call.keys, call.args)
         .await
         .expect("eval");
@@ -80,7 +80,7 @@ async fn one_request_per_warm_call_and_concurrent_calls_share_pipelines() {
     let calls = 500;
     let futures = (0..calls).map(|i| {
         let rest = rest.clone();
-        let call = algo.limit_call(&format!("p:k{i}"), now, 1.0, None);
+        let call = algo.limit_call(&format!("p:k{i}"), now, 1.0, &[]);
         tokio::spawn(async move { rest.eval(call.script, call.keys, call.args).await })
     });
     let results = futures_join(futures.collect()).await;
@@ -122,7 +122,7 @@ async fn redis_http_and_transport_errors_are_distinct_and_never_show_the_token()
         StoreError::Redis("ERR wrong number of arguments for 'incr' command".into())
     );
 
-    let call = FixedWindow::new(5.0, 1000).limit_call("p:f", 0, 1.5, None);
+    let call = FixedWindow::new(5.0, 1000).limit_call("p:f", 0, 1.5, &[]);
     let err = rest
         .eval(call.script, call.keys, call.args)
         .await

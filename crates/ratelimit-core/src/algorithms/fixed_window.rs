@@ -67,11 +67,11 @@ impl FixedWindow {
         prefixed_id: &str,
         now_ms: u64,
         rate: f64,
-        dynamic_key: Option<&str>,
+        dynamic_keys: &[&str],
     ) -> ScriptCall {
         ScriptCall {
             script: &FIXED_WINDOW_LIMIT,
-            keys: keys_with_dynamic(vec![self.key(prefixed_id, now_ms)], dynamic_key),
+            keys: keys_with_dynamic(vec![self.key(prefixed_id, now_ms)], dynamic_keys),
             args: vec![arg(self.tokens), self.window_ms.to_string(), arg(rate)],
         }
     }
@@ -81,11 +81,11 @@ impl FixedWindow {
         &self,
         prefixed_id: &str,
         now_ms: u64,
-        dynamic_key: Option<&str>,
+        dynamic_keys: &[&str],
     ) -> ScriptCall {
         ScriptCall {
             script: &FIXED_WINDOW_REMAINING,
-            keys: keys_with_dynamic(vec![self.key(prefixed_id, now_ms)], dynamic_key),
+            keys: keys_with_dynamic(vec![self.key(prefixed_id, now_ms)], dynamic_keys),
             args: vec![arg(self.tokens)],
         }
     }
@@ -192,14 +192,14 @@ mod tests {
     #[test]
     fn calls_have_upstream_keys_and_args() {
         let alg = fw(3.0);
-        let call = alg.limit_call("P:u", NOW, 1.0, None);
+        let call = alg.limit_call("P:u", NOW, 1.0, &[]);
         assert_eq!(call.script.name, "fixedWindow.limit");
         assert_eq!(call.keys, vec!["P:u:170000001"]);
         assert_eq!(call.args, vec!["3", "10000", "1"]);
-        let call = alg.limit_call("P:u", NOW, -2.5, Some("P:dynamic:global"));
+        let call = alg.limit_call("P:u", NOW, -2.5, &["P:dynamic:global"]);
         assert_eq!(call.keys, vec!["P:u:170000001", "P:dynamic:global"]);
         assert_eq!(call.args, vec!["3", "10000", "-2.5"]);
-        let call = alg.remaining_call("P:u", NOW, None);
+        let call = alg.remaining_call("P:u", NOW, &[]);
         assert_eq!(call.keys, vec!["P:u:170000001"]);
         assert_eq!(call.args, vec!["3"]);
         assert_eq!(FixedWindow::reset_target("P:u").pattern, "P:u:*");

@@ -87,11 +87,11 @@ impl WindowRemainingReply {
     }
 }
 
-/// KEYS end with the dynamic-limit key only when dynamic limits are on (no `""` placeholder).
-fn keys_with_dynamic(mut keys: Vec<String>, dynamic_key: Option<&str>) -> Vec<String> {
-    if let Some(key) = dynamic_key {
-        keys.push(key.to_string());
-    }
+/// KEYS end with the dynamic-limit keys only when dynamic limits are on (no `""` placeholder):
+/// `P:dynamic:global` as upstream, preceded by the identifier's own key when per-identifier
+/// dynamic limits are on. The scripts use the first of them that is set.
+fn keys_with_dynamic(mut keys: Vec<String>, dynamic_keys: &[&str]) -> Vec<String> {
+    keys.extend(dynamic_keys.iter().map(|k| k.to_string()));
     keys
 }
 

@@ -75,12 +75,12 @@ impl SlidingWindow {
         prefixed_id: &str,
         now_ms: u64,
         rate: f64,
-        dynamic_key: Option<&str>,
+        dynamic_keys: &[&str],
     ) -> ScriptCall {
         let (current, previous) = self.keys(prefixed_id, now_ms);
         ScriptCall {
             script: &SLIDING_WINDOW_LIMIT,
-            keys: keys_with_dynamic(vec![current, previous], dynamic_key),
+            keys: keys_with_dynamic(vec![current, previous], dynamic_keys),
             args: vec![
                 arg(self.tokens),
                 now_ms.to_string(),
@@ -95,12 +95,12 @@ impl SlidingWindow {
         &self,
         prefixed_id: &str,
         now_ms: u64,
-        dynamic_key: Option<&str>,
+        dynamic_keys: &[&str],
     ) -> ScriptCall {
         let (current, previous) = self.keys(prefixed_id, now_ms);
         ScriptCall {
             script: &SLIDING_WINDOW_REMAINING,
-            keys: keys_with_dynamic(vec![current, previous], dynamic_key),
+            keys: keys_with_dynamic(vec![current, previous], dynamic_keys),
             args: vec![
                 arg(self.tokens),
                 now_ms.to_string(),
@@ -245,14 +245,14 @@ mod tests {
     #[test]
     fn calls_have_upstream_keys_and_args() {
         let alg = SlidingWindow::new(10.0, WINDOW);
-        let call = alg.limit_call("P:u", START + 1, 5.0, Some("P:dynamic:global"));
+        let call = alg.limit_call("P:u", START + 1, 5.0, &["P:dynamic:global"]);
         assert_eq!(call.script.name, "slidingWindow.limit");
         assert_eq!(
             call.keys,
             vec!["P:u:28333334", "P:u:28333333", "P:dynamic:global"]
         );
         assert_eq!(call.args, vec!["10", "1700000040001", "60000", "5"]);
-        let call = alg.remaining_call("P:u", START + 1, None);
+        let call = alg.remaining_call("P:u", START + 1, &[]);
         assert_eq!(call.keys, vec!["P:u:28333334", "P:u:28333333"]);
         assert_eq!(call.args, vec!["10", "1700000040001", "60000"]);
     }

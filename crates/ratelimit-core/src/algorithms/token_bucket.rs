@@ -126,11 +126,11 @@ impl TokenBucket {
         prefixed_id: &str,
         now_ms: u64,
         rate: f64,
-        dynamic_key: Option<&str>,
+        dynamic_keys: &[&str],
     ) -> ScriptCall {
         ScriptCall {
             script: &TOKEN_BUCKET_LIMIT,
-            keys: keys_with_dynamic(vec![Self::key(prefixed_id)], dynamic_key),
+            keys: keys_with_dynamic(vec![Self::key(prefixed_id)], dynamic_keys),
             args: vec![
                 arg(self.max_tokens),
                 self.interval_ms.to_string(),
@@ -142,10 +142,10 @@ impl TokenBucket {
     }
 
     /// KEYS `[P:I, (dyn)]`, ARGV `[maxTokens]`.
-    pub fn remaining_call(&self, prefixed_id: &str, dynamic_key: Option<&str>) -> ScriptCall {
+    pub fn remaining_call(&self, prefixed_id: &str, dynamic_keys: &[&str]) -> ScriptCall {
         ScriptCall {
             script: &TOKEN_BUCKET_REMAINING,
-            keys: keys_with_dynamic(vec![Self::key(prefixed_id)], dynamic_key),
+            keys: keys_with_dynamic(vec![Self::key(prefixed_id)], dynamic_keys),
             args: vec![arg(self.max_tokens)],
         }
     }
@@ -327,11 +327,11 @@ mod tests {
     #[test]
     fn calls_have_upstream_keys_and_args() {
         let alg = TokenBucket::new(1.5, 10_000, 5.0);
-        let call = alg.limit_call("P:u", NOW, 2.0, Some("P:dynamic:global"));
+        let call = alg.limit_call("P:u", NOW, 2.0, &["P:dynamic:global"]);
         assert_eq!(call.script.name, "tokenBucket.limit");
         assert_eq!(call.keys, vec!["P:u", "P:dynamic:global"]);
         assert_eq!(call.args, vec!["5", "10000", "1.5", "1700000000000", "2"]);
-        let call = alg.remaining_call("P:u", None);
+        let call = alg.remaining_call("P:u", &[]);
         assert_eq!(call.keys, vec!["P:u"]);
         assert_eq!(call.args, vec!["5"]);
         assert_eq!(TokenBucket::reset_target("P:a*").pattern, "P:a\\*");

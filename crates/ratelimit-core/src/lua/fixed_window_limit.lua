@@ -6,10 +6,12 @@
 -- Mirror of ratelimit-core's FixedWindow::limit_step (keep the two in step).
 local counter_key = KEYS[1]
 local limit = tonumber(ARGV[1])
-if KEYS[2] then
-  local dynamic = redis.call("GET", KEYS[2])
+-- Dynamic limits, most specific first (per identifier, then the global one): the first set wins.
+for i = 2, #KEYS do
+  local dynamic = redis.call("GET", KEYS[i])
   if dynamic then
     limit = tonumber(dynamic)
+    break
   end
 end
 

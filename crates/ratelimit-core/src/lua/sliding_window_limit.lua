@@ -11,10 +11,12 @@ local limit = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local increment = tonumber(ARGV[4])
-if KEYS[3] then
-  local dynamic = redis.call("GET", KEYS[3])
+-- Dynamic limits, most specific first (per identifier, then the global one): the first set wins.
+for i = 3, #KEYS do
+  local dynamic = redis.call("GET", KEYS[i])
   if dynamic then
     limit = tonumber(dynamic)
+    break
   end
 end
 

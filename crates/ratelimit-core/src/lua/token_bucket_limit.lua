@@ -10,10 +10,12 @@ local interval = tonumber(ARGV[2])
 local refill_rate = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
 local increment = tonumber(ARGV[5])
-if KEYS[2] then
-  local dynamic = redis.call("GET", KEYS[2])
+-- Dynamic limits, most specific first (per identifier, then the global one): the first set wins.
+for i = 2, #KEYS do
+  local dynamic = redis.call("GET", KEYS[i])
   if dynamic then
     limit = tonumber(dynamic)
+    break
   end
 end
 

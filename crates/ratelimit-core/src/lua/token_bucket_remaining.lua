@@ -6,10 +6,12 @@
 --        when there is no bucket
 -- Mirror of ratelimit-core's TokenBucket::remaining_step.
 local limit = tonumber(ARGV[1])
-if KEYS[2] then
-  local dynamic = redis.call("GET", KEYS[2])
+-- Dynamic limits, most specific first (per identifier, then the global one): the first set wins.
+for i = 2, #KEYS do
+  local dynamic = redis.call("GET", KEYS[i])
   if dynamic then
     limit = tonumber(dynamic)
+    break
   end
 end
 

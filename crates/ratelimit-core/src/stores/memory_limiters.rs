@@ -17,8 +17,12 @@ fn script_error(err: ScriptError) -> StoreError {
     StoreError::Redis(err.to_string())
 }
 
-fn dynamic(store: &MemoryStore, dynamic_key: Option<&str>, now: u64) -> Option<f64> {
-    dynamic_key.and_then(|key| store.number(key, now))
+/// The dynamic limit, as the scripts find it: the first of the keys (most specific first) set.
+fn dynamic(store: &MemoryStore, dynamic_keys: &[&str], now: u64) -> Option<f64> {
+    dynamic_keys
+        .iter()
+        .find(|key| store.is_live(key, now))
+        .and_then(|key| store.number(key, now))
 }
 
 pub fn fixed_window_limit(
@@ -27,9 +31,9 @@ pub fn fixed_window_limit(
     prefixed_id: &str,
     now: u64,
     rate: f64,
-    dynamic_key: Option<&str>,
+    dynamic_keys: &[&str],
 ) -> Result<LimitOutcome, StoreError> {
-    let dynamic_limit = dynamic(store, dynamic_key, now);
+    let dynamic_limit = dynamic(store, dynamic_keys, now);
     let reply = store.update_counter(&algo.key(prefixed_id, now), now, |counter| {
         let step = algo
             .limit_step(counter, rate, dynamic_limit)
@@ -44,10 +48,10 @@ pub fn fixed_window_remaining(
     algo: &FixedWindow,
     prefixed_id: &str,
     now: u64,
-    dynamic_key: Option<&str>,
+    dynamic_keys: &[&str],
 ) -> RemainingOutcome {
     let counter = store.counter(&algo.key(prefixed_id, now), now);
-    let reply = algo.remaining_step(counter, dynamic(store, dynamic_key, now));
+    let reply = algo.remaining_step(counter, dynamic(store, dynamic_keys, now));
     algo.remaining_outcome(&reply, now)
 }
 
@@ -57,9 +61,9 @@ pub fn sliding_window_limit(
     prefixed_id: &str,
     now: u64,
     rate: f64,
-    dynamic_key: Option<&str>,
+    dynamic_keys: &[&str],
 ) -> Result<LimitOutcome, StoreError> {
-    let dynamic_limit = dynamic(store, dynamic_key, now);
+    let dynamic_limit = dynamic(store, dynamic_keys, now);
     let (current_key, previous_key) = algo.keys(prefixed_id, now);
     // The previous window is read before the current one is locked (never two shard locks at
     // once); it only changes when callers' clocks disagree about which window is current.
@@ -78,14 +82,14 @@ pub fn sliding_window_remaining(
     algo: &SlidingWindow,
     prefixed_id: &str,
     now: u64,
-    dynamic_key: Option<&str>,
+    dynamic_keys: &[&str],
 ) -> RemainingOutcome {
     let (current_key, previous_key) = algo.keys(prefixed_id, now);
     let reply = algo.remaining_step(
         store.counter(&current_key, now),
         store.counter(&previous_key, now),
         now,
-        dynamic(store, dynamic_key, now),
+        dynamic(store, dynamic_keys, now),
     );
     algo.remaining_outcome(&reply, now)
 }
@@ -96,9 +100,9 @@ pub fn token_bucket_limit(
     prefixed_id: &str,
     now: u64,
     rate: f64,
-    dynamic_key: Option<&str>,
+    dynamic_keys: &[&str],
 ) -> Result<LimitOutcome, StoreError> {
-    let dynamic_limit = dynamic(store, dynamic_key, now);
+    let dynamic_limit = dynamic(store, dynamic_keys, now);
     let reply = store.update_bucket(&TokenBucket::key(prefixed_id), now, |state| {
         let step = algo.limit_step(state, now, rate, dynamic_limit);
         (step.write, step.reply.map_err(script_error))
@@ -111,10 +115,10 @@ pub fn token_bucket_remaining(
     algo: &TokenBucket,
     prefixed_id: &str,
     now: u64,
-    dynamic_key: Option<&str>,
+    dynamic_keys: &[&str],
 ) -> RemainingOutcome {
     let state = store.bucket(&TokenBucket::key(prefixed_id), now);
-    let reply = algo.remaining_step(state, dynamic(store, dynamic_key, now));
+    let reply = algo.remaining_step(state, dynamic(store, dynamic_keys, now));
     algo.remaining_outcome(&reply, now)
 }
 
