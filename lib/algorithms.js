@@ -52,10 +52,16 @@ function replyNumbers(reply) {
   return Array.isArray(reply) ? reply.map(one) : [one(reply)]
 }
 
+/** Starts a queued native call and makes sure this tick's queue gets sent. */
+function queued(store, promise) {
+  store.flushSoon()
+  return promise
+}
+
 async function runLimit(algo, ctx, key, now, rate) {
   const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
-  if (store) return store.sync ? algo.limitNow(store.native, key, now, rate, dyn) : algo.limitOn(store.native, key, now, rate, dyn)
+  if (store) return store.sync ? algo.limitNow(store.native, key, now, rate, dyn) : queued(store, algo.limitOn(store.native, key, now, rate, dyn))
   const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
   return algo.limitOutcome(replyNumbers(reply), now, rate)
 }
@@ -66,7 +72,7 @@ async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
   const store = nativeStoreFor(ctx.redis)
   if (store) {
     if (store.sync) throw new Error('ratelimit-native: analytics and enableProtection need a Redis store, not Redis.memory()')
-    return algo.limitExtrasOn(store.native, key, now, rate, dyn, extras)
+    return queued(store, algo.limitExtrasOn(store.native, key, now, rate, dyn, extras))
   }
   const reply = await evalThroughClient(ctx.redis, algo.limitExtrasCall(key, now, rate, dyn, extras))
   return algo.limitExtrasOutcome(reply, now)
@@ -75,19 +81,24 @@ async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
 async function runRemaining(algo, ctx, key, now) {
   const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
-  if (store) return store.sync ? algo.remainingNow(store.native, key, now, dyn) : algo.remainingOn(store.native, key, now, dyn)
+  if (store) return store.sync ? algo.remainingNow(store.native, key, now, dyn) : queued(store, algo.remainingOn(store.native, key, now, dyn))
   const reply = await evalThroughClient(ctx.redis, algo.remainingCall(key, now, dyn))
   return algo.remainingOutcome(replyNumbers(reply), now)
 }
 
 async function runReset(algo, ctx, key) {
   const store = nativeStoreFor(ctx.redis)
-  if (store) return store.sync ? algo.resetNow(store.native, key, Date.now()) : algo.resetOn(store.native, key)
+  if (store) return store.sync ? algo.resetNow(store.native, key, Date.now()) : queued(store, algo.resetOn(store.native, key))
   await evalThroughClient(ctx.redis, algo.resetCall(key))
 }
 
 /** Tags our own algorithms so the limiter can recognise them. */
 const BUILT_IN = Symbol.for('ratelimit-native.algorithm')
+
+/** On our counter algorithms: limit on a synchronous (memory) store, answered at once. */
+const SYNC_LIMIT = Symbol('ratelimit-native.syncLimit')
+/** On our counter algorithms: the ephemeral-cache answer for a blocked identifier, or null. */
+const CACHED_BLOCK = Symbol('ratelimit-native.cachedBlock')
 
 /**
  * On a response whose limit script also ran the deny-list check and the analytics write:
@@ -103,33 +114,35 @@ function asAlgorithm(impl, describe) {
 
 /** fixedWindow, slidingWindow, tokenBucket: same flow, different script and arithmetic. */
 function counterAlgorithm(algo, staticLimit, describe) {
+  /** The ephemeral-cache answer for a blocked identifier, or null. */
+  const blockedResponse = (ctx, identifier, incrementBy) => {
+    if (!ctx.cache || !(incrementBy > 0)) return null
+    const { blocked, reset } = ctx.cache.isBlocked(identifier)
+    return blocked ? { success: false, limit: staticLimit, remaining: 0, reset, pending: resolved(), reason: 'cacheBlock' } : null
+  }
+  /** Updates the cache from the store's answer and builds the response. */
+  const finish = (ctx, identifier, incrementBy, numbers) => {
+    const ok = numbers[0] === 1
+    const reset = numbers[3]
+    if (ctx.cache) {
+      if (!ok) ctx.cache.blockUntil(identifier, reset)
+      else if (incrementBy < 0) ctx.cache.pop(identifier)
+    }
+    return { success: ok, limit: numbers[1], remaining: numbers[2], reset, pending: resolved() }
+  }
   const impl = {
     // `extras` (not part of the public Algorithm signature) is passed by our own Ratelimit only.
     limit: async (ctx, identifier, rate, _opts, extras) => {
       const incrementBy = rate ?? 1
-      if (ctx.cache && incrementBy > 0) {
-        const { blocked, reset } = ctx.cache.isBlocked(identifier)
-        if (blocked) {
-          return { success: false, limit: staticLimit, remaining: 0, reset, pending: resolved(), reason: 'cacheBlock' }
-        }
-      }
-      let numbers
-      let extrasOutcome
-      if (extras) {
-        const out = await runLimitWithExtras(algo, ctx, identifier, Date.now(), incrementBy, extras)
-        numbers = out.numbers
-        extrasOutcome = { status: numbers[4], denied: numbers.slice(5), analyticsError: out.analyticsError }
-      } else {
-        numbers = await runLimit(algo, ctx, identifier, Date.now(), incrementBy)
-      }
-      const [success, limit, remaining, reset] = numbers
-      const ok = success === 1
-      if (ctx.cache) {
-        if (!ok) ctx.cache.blockUntil(identifier, reset)
-        else if (incrementBy < 0) ctx.cache.pop(identifier)
-      }
-      const response = { success: ok, limit, remaining, reset, pending: resolved() }
-      if (extrasOutcome) Object.defineProperty(response, EXTRAS, { value: extrasOutcome })
+      const blocked = blockedResponse(ctx, identifier, incrementBy)
+      if (blocked) return blocked
+      if (!extras) return finish(ctx, identifier, incrementBy, await runLimit(algo, ctx, identifier, Date.now(), incrementBy))
+      const out = await runLimitWithExtras(algo, ctx, identifier, Date.now(), incrementBy, extras)
+      const response = finish(ctx, identifier, incrementBy, out.numbers)
+      const numbers = out.numbers
+      Object.defineProperty(response, EXTRAS, {
+        value: { status: numbers[4], denied: numbers.slice(5), analyticsError: out.analyticsError },
+      })
       return response
     },
     getRemaining: async (ctx, identifier) => {
@@ -141,6 +154,20 @@ function counterAlgorithm(algo, staticLimit, describe) {
       await runReset(algo, ctx, identifier)
     },
   }
+  // Fast paths our Ratelimit uses when nothing else must happen around the call: the same
+  // logic as `limit`, without its Promise layers.
+  Object.defineProperties(impl, {
+    [SYNC_LIMIT]: {
+      value: (ctx, identifier, rate, store) => {
+        const incrementBy = rate ?? 1
+        const blocked = blockedResponse(ctx, identifier, incrementBy)
+        if (blocked) return blocked
+        const numbers = algo.limitNow(store.native, identifier, Date.now(), incrementBy, dynamicKey(ctx, identifier))
+        return finish(ctx, identifier, incrementBy, numbers)
+      },
+    },
+    [CACHED_BLOCK]: { value: (ctx, identifier, rate) => blockedResponse(ctx, identifier, rate ?? 1) },
+  })
   return asAlgorithm(impl, describe)
 }
 
@@ -215,4 +242,4 @@ function cachedFixedWindow(tokens, window) {
   return asAlgorithm(impl, { kind: 'cachedFixedWindow', tokens, windowMs })
 }
 
-module.exports = { fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, evalThroughClient }
+module.exports = { fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, evalThroughClient, queued }

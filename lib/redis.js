@@ -9,11 +9,30 @@
 
 const native = require('./native')
 
-/** redis object → { native: NativeStore, sync: boolean } (or null for the compat path). */
+/**
+ * redis object → `{ native: NativeStore, sync, flushSoon }` (or null for the compat path).
+ * Remote stores queue each call when it is made; `flushSoon()` sends the queue once the current
+ * JS tick is done (a microtask), so every call made in one tick shares one HTTP request.
+ */
 const storeOf = new WeakMap()
 
 function remember(redis, native) {
-  const entry = native ? { native, sync: native.synchronous } : null
+  let entry = null
+  if (native) {
+    const sync = native.synchronous
+    let scheduled = false
+    const flush = () => {
+      scheduled = false
+      native.flush()
+    }
+    const flushSoon = () => {
+      if (!scheduled) {
+        scheduled = true
+        queueMicrotask(flush)
+      }
+    }
+    entry = { native, sync, flushSoon: sync ? () => {} : flushSoon }
+  }
   storeOf.set(redis, entry)
   return entry
 }
@@ -88,9 +107,12 @@ class Redis {
  * @upstash/redis' methods, so `const { get } = redis` works too). */
 function defineCommands(redis) {
   const run = async (parts) => {
-    const { native: store, sync } = storeOf.get(redis)
+    const entry = storeOf.get(redis)
     const args = parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p)))
-    return parseReply(sync ? store.commandNow(args, Date.now()) : await store.command(args))
+    if (entry.sync) return parseReply(entry.native.commandNow(args, Date.now()))
+    const reply = entry.native.command(args)
+    entry.flushSoon()
+    return parseReply(await reply)
   }
   redis.evalsha = async (sha1, keys, args) => run(['EVALSHA', sha1, keys.length, ...keys, ...args])
   redis.eval = async (script, keys, args) => run(['EVAL', script, keys.length, ...keys, ...args])

@@ -229,13 +229,17 @@ impl Kind {
     }
 }
 
-async fn run(store: StoreKind, call: ScriptCall) -> Result<Vec<Option<i64>>> {
+/// Queues the script call now (so calls made in one JS tick share a request) and returns the
+/// future of its reply as numbers.
+fn run(
+    store: &StoreKind,
+    call: ScriptCall,
+) -> Result<impl std::future::Future<Output = Result<Vec<Option<i64>>>> + Send + 'static> {
     match store {
-        StoreKind::UpstashRest(client) => client
-            .eval(call.script, call.keys, call.args)
-            .await
-            .map(|reply| reply.numbers())
-            .map_err(store_error),
+        StoreKind::UpstashRest(client) => {
+            let reply = client.queue_eval(call.script, call.keys, call.args);
+            Ok(async move { reply.await.map(|r| r.numbers()).map_err(store_error) })
+        }
         StoreKind::Memory(_) => Err(Error::new(
             Status::GenericFailure,
             "the memory store runs algorithms natively, not scripts",
@@ -468,21 +472,17 @@ impl NativeAlgorithm {
                 .base_limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys))?;
         let call = round_trip::with_extras(call, &extras.into_core()?);
         let kind = self.kind;
-        let store = store.kind.clone();
-        env.spawn_future(async move {
-            let reply = match store {
-                StoreKind::UpstashRest(client) => client
-                    .eval(call.script, call.keys, call.args)
-                    .await
-                    .map_err(store_error)?,
-                StoreKind::Memory(_) => {
-                    return Err(invalid_arg(
-                        "protection and analytics need a Redis store, not the memory store",
-                    ))
-                }
-            };
-            kind.extras_outcome(&reply, now)
-        })
+        let reply = match &store.kind {
+            StoreKind::UpstashRest(client) => client.queue_eval(call.script, call.keys, call.args),
+            StoreKind::Memory(_) => {
+                return Err(invalid_arg(
+                    "protection and analytics need a Redis store, not the memory store",
+                ))
+            }
+        };
+        env.spawn_future(
+            async move { kind.extras_outcome(&reply.await.map_err(store_error)?, now) },
+        )
     }
 
     #[napi(catch_unwind, factory)]
@@ -658,11 +658,8 @@ impl NativeAlgorithm {
             .kind
             .limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys));
         let kind = self.kind;
-        let store = store.kind.clone();
-        env.spawn_future(async move {
-            let reply = run(store, call).await?;
-            kind.limit_outcome(&reply, now)
-        })
+        let reply = run(&store.kind, call)?;
+        env.spawn_future(async move { kind.limit_outcome(&reply.await?, now) })
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<number[]>")]
@@ -679,11 +676,8 @@ impl NativeAlgorithm {
             .kind
             .remaining_call(&key, now, &dynamic_refs(&dynamic_keys));
         let kind = self.kind;
-        let store = store.kind.clone();
-        env.spawn_future(async move {
-            let reply = run(store, call).await?;
-            kind.remaining_outcome(&reply, now)
-        })
+        let reply = run(&store.kind, call)?;
+        env.spawn_future(async move { kind.remaining_outcome(&reply.await?, now) })
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
@@ -694,9 +688,9 @@ impl NativeAlgorithm {
         key: String,
     ) -> Result<PromiseRaw<'env, ()>> {
         let call = self.kind.reset_call(&key);
-        let store = store.kind.clone();
+        let reply = run(&store.kind, call)?;
         env.spawn_future(async move {
-            run(store, call).await?;
+            reply.await?;
             Ok(())
         })
     }

@@ -4,10 +4,12 @@
 
 mod algorithm;
 mod errors;
+mod multi_region;
 mod rest_server;
 mod store;
 
 pub use algorithm::*;
+pub use multi_region::*;
 pub use rest_server::*;
 pub use store::*;
 

@@ -54,6 +54,14 @@ impl NativeStore {
         }
     }
 
+    /// Sends the calls queued during this JS tick (the facade calls it from a microtask).
+    #[napi(catch_unwind)]
+    pub fn flush(&self) {
+        if let StoreKind::UpstashRest(client) = &self.kind {
+            client.flush();
+        }
+    }
+
     /// True when calls on this store complete synchronously (the memory store).
     #[napi(catch_unwind, getter)]
     pub fn synchronous(&self) -> bool {
@@ -71,24 +79,26 @@ impl NativeStore {
 
     /// Runs one of the package's own scripts by name (e.g. `"denyList.check"`), EVALSHA-first.
     #[napi(catch_unwind, ts_return_type = "Promise<unknown>")]
-    pub async fn eval_known(
+    pub fn eval_known<'env>(
         &self,
+        env: &'env Env,
         name: String,
         keys: Vec<String>,
         args: Vec<String>,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
         let script = known_script(&name)?;
-        let reply = match &self.kind {
-            StoreKind::UpstashRest(client) => client.eval(script, keys, args).await,
-            StoreKind::Memory(_) => {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    "the memory store does not run scripts",
-                ))
+        match &self.kind {
+            StoreKind::UpstashRest(client) => {
+                let reply = client.queue_eval(script, keys, args);
+                env.spawn_future(
+                    async move { Ok(reply_to_json(&reply.await.map_err(store_error)?)) },
+                )
             }
+            StoreKind::Memory(_) => Err(Error::new(
+                Status::InvalidArg,
+                "the memory store does not run scripts",
+            )),
         }
-        .map_err(store_error)?;
-        Ok(reply_to_json(&reply))
     }
 
     /// A plain command on the memory store, answered synchronously (`now` = `Date.now()`).
@@ -113,7 +123,14 @@ impl NativeStore {
         token: String,
         options: Option<UpstashRestStoreOptions>,
     ) -> Result<NativeStore> {
-        let mut opts = UpstashRestOptions::default();
+        let mut opts = UpstashRestOptions {
+            // Calls queue when made; JS flushes once per tick, so one tick = one request.
+            deferred_flush: true,
+            spawner: Some(Arc::new(|fut| {
+                napi::bindgen_prelude::spawn(fut);
+            })),
+            ..UpstashRestOptions::default()
+        };
         if let Some(o) = options {
             if let Some(n) = o.max_in_flight {
                 opts.max_in_flight = n.max(1) as usize;
@@ -134,16 +151,26 @@ impl NativeStore {
     /// Runs one plain command (e.g. `["GET", key]`); replies come back as JSON values
     /// (strings, integers, null, arrays).
     #[napi(catch_unwind, ts_return_type = "Promise<unknown>")]
-    pub async fn command(&self, parts: Vec<String>) -> Result<serde_json::Value> {
+    pub fn command<'env>(
+        &self,
+        env: &'env Env,
+        parts: Vec<String>,
+    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
         if parts.is_empty() {
             return Err(Error::new(Status::InvalidArg, "empty command"));
         }
-        let reply = match &self.kind {
-            StoreKind::UpstashRest(client) => client.command(parts).await,
-            StoreKind::Memory(store) => store.command(&parts, wall_clock_ms()),
+        match &self.kind {
+            StoreKind::UpstashRest(client) => {
+                let reply = client.queue_command(parts);
+                env.spawn_future(
+                    async move { Ok(reply_to_json(&reply.await.map_err(store_error)?)) },
+                )
+            }
+            StoreKind::Memory(store) => {
+                let reply = store.command(&parts, wall_clock_ms());
+                env.spawn_future(async move { Ok(reply_to_json(&reply.map_err(store_error)?)) })
+            }
         }
-        .map_err(store_error)?;
-        Ok(reply_to_json(&reply))
     }
 }
 

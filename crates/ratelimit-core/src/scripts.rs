@@ -96,6 +96,22 @@ pub static CACHED_FIXED_WINDOW_REMAINING: Script = Script::new(
     "cachedFixedWindow.getRemaining",
     include_str!("lua/cached_fixed_window_remaining.lua"),
 );
+pub static MULTI_FIXED_WINDOW_LIMIT: Script = Script::new(
+    "multiRegion.fixedWindow.limit",
+    include_str!("lua/multi_fixed_window_limit.lua"),
+);
+pub static MULTI_FIXED_WINDOW_REMAINING: Script = Script::new(
+    "multiRegion.fixedWindow.getRemaining",
+    include_str!("lua/multi_fixed_window_remaining.lua"),
+);
+pub static MULTI_SLIDING_WINDOW_LIMIT: Script = Script::new(
+    "multiRegion.slidingWindow.limit",
+    include_str!("lua/multi_sliding_window_limit.lua"),
+);
+pub static MULTI_SLIDING_WINDOW_REMAINING: Script = Script::new(
+    "multiRegion.slidingWindow.getRemaining",
+    include_str!("lua/multi_sliding_window_remaining.lua"),
+);
 /// `resetUsedTokens`; see [`crate::keys::ResetTarget`] for its KEYS / ARGV.
 pub static RESET: Script = Script::new("resetUsedTokens", include_str!("lua/reset.lua"));
 
@@ -104,7 +120,7 @@ pub static RESET: Script = Script::new("resetUsedTokens", include_str!("lua/rese
 pub static DENY_LIST_CHECK: Script =
     Script::new("denyList.check", include_str!("lua/deny_list_check.lua"));
 
-static ALL: [&Script; 10] = [
+static ALL: [&Script; 14] = [
     &FIXED_WINDOW_LIMIT,
     &FIXED_WINDOW_REMAINING,
     &SLIDING_WINDOW_LIMIT,
@@ -113,6 +129,10 @@ static ALL: [&Script; 10] = [
     &TOKEN_BUCKET_REMAINING,
     &CACHED_FIXED_WINDOW_LIMIT,
     &CACHED_FIXED_WINDOW_REMAINING,
+    &MULTI_FIXED_WINDOW_LIMIT,
+    &MULTI_FIXED_WINDOW_REMAINING,
+    &MULTI_SLIDING_WINDOW_LIMIT,
+    &MULTI_SLIDING_WINDOW_REMAINING,
     &RESET,
     &DENY_LIST_CHECK,
 ];

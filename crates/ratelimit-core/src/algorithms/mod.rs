@@ -17,6 +17,7 @@
 
 pub mod cached_fixed_window;
 pub mod fixed_window;
+pub mod multi_region;
 pub mod sliding_window;
 pub mod token_bucket;
 

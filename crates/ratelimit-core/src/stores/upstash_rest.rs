@@ -2,10 +2,17 @@
 //!
 //! Concurrent calls are coalesced: at most `max_in_flight` HTTP requests run at once, and every
 //! call that arrives meanwhile joins the next `/pipeline` request, so a warm `limit()` costs at
-//! most one HTTP round trip and a burst of N calls costs far fewer than N. Scripts go out as
+//! most one HTTP round trip and a burst of N calls costs far fewer than N.
+//!
+//! With `deferred_flush` (what the Node binding uses) a call is only queued when it is made;
+//! the caller flushes once per JS tick ([`UpstashRest::flush`]), so every call issued in the same
+//! tick shares one request, like `@upstash/redis`' auto-pipelining. A 1 ms timer flushes anything
+//! a caller forgot, so a call can be late but never stuck. Scripts go out as
 //! EVALSHA; items that come back NOSCRIPT are retried once as EVAL in a follow-up pipeline.
 //! Responses are requested with `Upstash-Encoding: base64`, so strings keep their raw bytes.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,8 +33,12 @@ const MAX_BATCH: usize = 1000;
 /// out a Redis or REST-server restart, short enough to stay inside the limiter's timeout.
 const RETRY_BACKOFF_MS: [u64; 5] = [25, 50, 100, 200, 400];
 
+/// Runs a future on the runtime the client lives on (the Node binding passes napi's runtime, so
+/// calls made from the JS thread, which has no tokio context, can start work).
+pub type Spawner = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
+
 /// Connection settings for [`UpstashRest`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UpstashRestOptions {
     /// Concurrent HTTP requests; calls beyond that are batched into the next one.
     pub max_in_flight: usize,
@@ -35,6 +46,10 @@ pub struct UpstashRestOptions {
     pub request_timeout: Duration,
     /// Accept TLS certificates that do not verify (self-signed local endpoints only).
     pub accept_invalid_certs: bool,
+    /// Queue calls until [`UpstashRest::flush`] (or a 1 ms timer) instead of sending at once.
+    pub deferred_flush: bool,
+    /// Where background work runs; `tokio::spawn` on the current runtime when `None`.
+    pub spawner: Option<Spawner>,
 }
 
 impl Default for UpstashRestOptions {
@@ -43,6 +58,8 @@ impl Default for UpstashRestOptions {
             max_in_flight: 4,
             request_timeout: Duration::from_secs(10),
             accept_invalid_certs: false,
+            deferred_flush: false,
+            spawner: None,
         }
     }
 }
@@ -92,6 +109,8 @@ struct Call {
 struct Queue {
     pending: Vec<Call>,
     in_flight: usize,
+    /// Deferred mode: the fallback flush timer is running.
+    timer_armed: bool,
 }
 
 struct Inner {
@@ -101,7 +120,20 @@ struct Inner {
     display_host: String,
     headers: HeaderMap,
     max_in_flight: usize,
+    deferred_flush: bool,
+    spawner: Option<Spawner>,
     queue: Mutex<Queue>,
+}
+
+impl Inner {
+    fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        match &self.spawner {
+            Some(spawner) => spawner(Box::pin(fut)),
+            None => {
+                tokio::spawn(fut);
+            }
+        }
+    }
 }
 
 /// A cheap-to-clone handle on one REST endpoint.
@@ -154,6 +186,8 @@ impl UpstashRest {
                 display_host,
                 headers,
                 max_in_flight: options.max_in_flight.max(1),
+                deferred_flush: options.deferred_flush,
+                spawner: options.spawner,
                 queue: Mutex::new(Queue::default()),
             }),
         })
@@ -166,35 +200,88 @@ impl UpstashRest {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<Reply, StoreError> {
-        self.submit(Command::Script { script, keys, args }).await
+        self.queue_eval(script, keys, args).await
     }
 
     /// Runs one plain command such as `["GET", key]`.
     pub async fn command(&self, parts: Vec<String>) -> Result<Reply, StoreError> {
-        self.submit(Command::Plain(parts)).await
+        self.queue_command(parts).await
     }
 
-    async fn submit(&self, command: Command) -> Result<Reply, StoreError> {
+    /// Queues a script call now (so calls made in one JS tick share a request) and returns the
+    /// future of its reply.
+    pub fn queue_eval(
+        &self,
+        script: &'static Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> impl Future<Output = Result<Reply, StoreError>> + Send + 'static {
+        self.submit(Command::Script { script, keys, args })
+    }
+
+    /// Queues a plain command now; see [`UpstashRest::queue_eval`].
+    pub fn queue_command(
+        &self,
+        parts: Vec<String>,
+    ) -> impl Future<Output = Result<Reply, StoreError>> + Send + 'static {
+        self.submit(Command::Plain(parts))
+    }
+
+    /// Sends what is queued (deferred mode); a no-op when nothing is.
+    pub fn flush(&self) {
+        start_workers(&self.inner);
+    }
+
+    fn submit(
+        &self,
+        command: Command,
+    ) -> impl Future<Output = Result<Reply, StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let start_worker = {
-            let mut queue = self
-                .inner
-                .queue
-                .lock()
-                .map_err(|_| StoreError::Internal("request queue poisoned".into()))?;
-            queue.pending.push(Call { command, reply: tx });
-            if queue.in_flight < self.inner.max_in_flight {
-                queue.in_flight += 1;
-                true
-            } else {
-                false
+        let queued = match self.inner.queue.lock() {
+            Ok(mut queue) => {
+                queue.pending.push(Call { command, reply: tx });
+                let arm_timer = self.inner.deferred_flush && !queue.timer_armed;
+                queue.timer_armed |= arm_timer;
+                Ok(arm_timer)
             }
+            Err(_) => Err(StoreError::Internal("request queue poisoned".into())),
         };
-        if start_worker {
-            tokio::spawn(drain(self.inner.clone()));
+        match queued {
+            Ok(true) => {
+                let inner = self.inner.clone();
+                self.inner.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    if let Ok(mut queue) = inner.queue.lock() {
+                        queue.timer_armed = false;
+                    }
+                    start_workers(&inner);
+                });
+            }
+            Ok(false) if !self.inner.deferred_flush => start_workers(&self.inner),
+            _ => {}
         }
-        rx.await
-            .map_err(|_| StoreError::Internal("the request was dropped".into()))?
+        async move {
+            queued?;
+            rx.await
+                .map_err(|_| StoreError::Internal("the request was dropped".into()))?
+        }
+    }
+}
+
+/// Starts a worker for queued calls when a request slot is free.
+fn start_workers(inner: &Arc<Inner>) {
+    let start = match inner.queue.lock() {
+        Ok(mut queue) => {
+            let start = !queue.pending.is_empty() && queue.in_flight < inner.max_in_flight;
+            if start {
+                queue.in_flight += 1;
+            }
+            start
+        }
+        Err(_) => false,
+    };
+    if start {
+        inner.spawn(drain(inner.clone()));
     }
 }
 

@@ -224,7 +224,9 @@ mod tests {
     fn two_regions_back_fill_each_other() {
         let a = alg();
         // Region 0 recorded x and y; region 1 only y (x's call failed there).
-        let r0 = a.limit_step(&a.limit_step(&[], "x", 1.0).reply, "y", 1.0).reply;
+        let r0 = a
+            .limit_step(&a.limit_step(&[], "x", 1.0).reply, "y", 1.0)
+            .reply;
         let r1 = a.limit_step(&[], "y", 1.0).reply;
         let plan = sync_plan(a.tokens, &[r0, r1]);
         assert_eq!(plan, vec![Vec::<String>::new(), vec!["x".to_string()]]);

@@ -143,9 +143,9 @@ pub fn js_parse_int(text: &str) -> f64 {
         // Correctly rounded, as V8 reads decimal digits.
         digits.parse::<f64>().unwrap_or(f64::NAN)
     } else {
-        digits
-            .chars()
-            .fold(0.0, |acc, c| acc * 16.0 + f64::from(c.to_digit(16).unwrap_or(0)))
+        digits.chars().fold(0.0, |acc, c| {
+            acc * 16.0 + f64::from(c.to_digit(16).unwrap_or(0))
+        })
     };
     if negative {
         -magnitude
@@ -252,7 +252,10 @@ fn reply_text(script: &'static str, value: &Reply) -> Result<String, ReplyError>
 }
 
 /// Decodes an `HGETALL`-shaped reply `{field1, value1, field2, value2, …}`.
-pub fn hash_fields_from_reply(script: &'static str, reply: &Reply) -> Result<HashFields, ReplyError> {
+pub fn hash_fields_from_reply(
+    script: &'static str,
+    reply: &Reply,
+) -> Result<HashFields, ReplyError> {
     let Reply::Array(items) = reply else {
         return Err(reply_error(script, reply));
     };
@@ -378,7 +381,11 @@ mod tests {
         for (text, expected) in cases {
             let got = js_parse_int(text);
             assert_eq!(got, *expected, "parseInt({text:?})");
-            assert_eq!(got.is_sign_negative(), expected.is_sign_negative(), "{text:?}");
+            assert_eq!(
+                got.is_sign_negative(),
+                expected.is_sign_negative(),
+                "{text:?}"
+            );
         }
         for text in ["", "abc", "-", "0x", "null", ".5", "nan", "inf"] {
             assert!(js_parse_int(text).is_nan(), "parseInt({text:?})");
@@ -399,7 +406,12 @@ mod tests {
 
     #[test]
     fn totals_use_each_runtime_s_parsing() {
-        let f = fields(&[("a", "1"), ("b", "0.10000000000000001"), ("c", "2.5"), ("d", "-1")]);
+        let f = fields(&[
+            ("a", "1"),
+            ("b", "0.10000000000000001"),
+            ("c", "2.5"),
+            ("d", "-1"),
+        ]);
         assert_eq!(client_total(&f), 1.0 + 0.0 + 2.0 - 1.0);
         assert_eq!(script_total(&f), ((0.0 + 1.0) + 0.1) + 2.5 - 1.0);
         assert!(client_total(&fields(&[("a", "x")])).is_nan());
@@ -427,7 +439,10 @@ mod tests {
         assert!(plan[2].is_empty(), "total 10 >= tokens 10: skipped");
         // Identical regions: nothing to do.
         let same = vec![fields(&[("a", "1")]), fields(&[("a", "1")])];
-        assert_eq!(sync_plan(3.0, &same), vec![Vec::<String>::new(), Vec::new()]);
+        assert_eq!(
+            sync_plan(3.0, &same),
+            vec![Vec::<String>::new(), Vec::new()]
+        );
         // A NaN total never counts as full.
         let odd = vec![fields(&[("a", "x")]), fields(&[("b", "1")])];
         assert_eq!(sync_plan(0.0, &odd)[0], vec!["b"]);
@@ -437,10 +452,16 @@ mod tests {
     #[test]
     fn reply_decoding() {
         let f = fields(&[("id1", "1"), ("id2", "0.10000000000000001")]);
-        assert_eq!(hash_fields_from_reply("x", &hash_fields_to_reply(&f)), Ok(f));
+        assert_eq!(
+            hash_fields_from_reply("x", &hash_fields_to_reply(&f)),
+            Ok(f)
+        );
         // Deserialised numbers (as @upstash/redis returns them) read as their JS text.
         let reply = Reply::Array(vec![Reply::Bytes(b"id".to_vec()), Reply::Int(2)]);
-        assert_eq!(hash_fields_from_reply("x", &reply), Ok(fields(&[("id", "2")])));
+        assert_eq!(
+            hash_fields_from_reply("x", &reply),
+            Ok(fields(&[("id", "2")]))
+        );
         assert!(hash_fields_from_reply("x", &Reply::Array(vec![Reply::Int(1)])).is_err());
         assert!(hash_fields_from_reply("x", &Reply::Int(1)).is_err());
         assert_eq!(reply_number(&Reply::Bytes(b"3".to_vec())), 3.0);

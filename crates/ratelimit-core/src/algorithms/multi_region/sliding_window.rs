@@ -11,8 +11,8 @@
 //! that augmented list ([`MultiSlidingWindow::fields_seen_by_client`]).
 
 use super::{
-    client_total, hash_fields_from_reply, hash_fields_to_reply, lua_argument,
-    lua_number_text, reply_number, reply_truthy, script_total, HashFields, HashWrite,
+    client_total, hash_fields_from_reply, hash_fields_to_reply, lua_argument, lua_number_text,
+    reply_number, reply_truthy, script_total, HashFields, HashWrite,
 };
 use crate::algorithms::{arg, LimitOutcome, RemainingOutcome};
 use crate::error::ReplyError;
@@ -165,8 +165,8 @@ impl MultiSlidingWindow {
             };
         }
         // Windows are at most 2^53-1 ms, so 2*window+1000 is exact in Lua's doubles too.
-        let ttl_ms = (in_current == 0.0)
-            .then_some(self.window_ms.saturating_mul(2).saturating_add(1000));
+        let ttl_ms =
+            (in_current == 0.0).then_some(self.window_ms.saturating_mul(2).saturating_add(1000));
         MultiSlidingWindowLimitStep {
             write: Some(HashWrite {
                 field: request_id.to_string(),
@@ -219,7 +219,8 @@ impl MultiSlidingWindow {
         let current = Self::fields_seen_by_client(reply, request_id, rate);
         // JS `now % window` on non-negative integers is the same as Lua's floored modulo.
         let elapsed = self.elapsed(now_ms);
-        let used = (client_total(&reply.previous) * (1.0 - elapsed)).ceil() + client_total(&current);
+        let used =
+            (client_total(&reply.previous) * (1.0 - elapsed)).ceil() + client_total(&current);
         LimitOutcome {
             success: reply.accepted,
             limit: self.tokens,
@@ -287,10 +288,7 @@ mod tests {
             assert_eq!((o.limit, o.reset), (3.0, W));
             seen.push((o.success, o.remaining));
         }
-        assert_eq!(
-            seen,
-            [(true, 2.0), (true, 1.0), (true, 0.0), (false, 0.0)]
-        );
+        assert_eq!(seen, [(true, 2.0), (true, 1.0), (true, 0.0), (false, 0.0)]);
         assert_eq!(current.len(), 3);
         let used = a.remaining_step(&current, &[], NOW);
         assert_eq!(used, 3);
@@ -322,7 +320,11 @@ mod tests {
         // getRemaining: 2 + floor(6.124) = 8 (before the call).
         assert_eq!(a.remaining_step(&current, &previous, NOW), 8);
         // Refunds skip the check.
-        assert!(a.limit_step(&current, &previous, NOW, "r", -5.0).reply.accepted);
+        assert!(
+            a.limit_step(&current, &previous, NOW, "r", -5.0)
+                .reply
+                .accepted
+        );
     }
 
     #[test]
@@ -356,7 +358,13 @@ mod tests {
     #[test]
     fn reply_decoding() {
         let a = MultiSlidingWindow::new(3.0, 10_000);
-        let step = a.limit_step(&fields(&[("a", "1")]), &fields(&[("b", "2")]), NOW, "c", 1.0);
+        let step = a.limit_step(
+            &fields(&[("a", "1")]),
+            &fields(&[("b", "2")]),
+            NOW,
+            "c",
+            1.0,
+        );
         let reply = step.reply.to_reply();
         assert_eq!(
             MultiSlidingWindowLimitReply::from_reply(&reply),
@@ -364,7 +372,11 @@ mod tests {
         );
         // A client that dropped the trailing null.
         let short = Reply::Array(vec![Reply::Array(vec![]), Reply::Array(vec![])]);
-        assert!(!MultiSlidingWindowLimitReply::from_reply(&short).unwrap().accepted);
+        assert!(
+            !MultiSlidingWindowLimitReply::from_reply(&short)
+                .unwrap()
+                .accepted
+        );
         assert!(MultiSlidingWindowLimitReply::from_reply(&Reply::Int(1)).is_err());
     }
 }
