@@ -61,7 +61,10 @@ function queued(store, promise) {
 async function runLimit(algo, ctx, key, now, rate) {
   const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
-  if (store) return store.sync ? algo.limitNow(store.native, key, now, rate, dyn) : queued(store, algo.limitOn(store.native, key, now, rate, dyn))
+  if (store) {
+    if (store.sync) return algo.limitNow(store.native, key, now, rate, dyn)
+    return store.call((id) => algo.limitQueue(store.native, id, key, now, rate, dyn))
+  }
   const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
   return algo.limitOutcome(replyNumbers(reply), now, rate)
 }
@@ -72,7 +75,7 @@ async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
   const store = nativeStoreFor(ctx.redis)
   if (store) {
     if (store.sync) throw new Error('ratelimit-native: analytics and enableProtection need a Redis store, not Redis.memory()')
-    return queued(store, algo.limitExtrasOn(store.native, key, now, rate, dyn, extras))
+    return store.call((id) => algo.limitExtrasQueue(store.native, id, key, now, rate, dyn, extras), true)
   }
   const reply = await evalThroughClient(ctx.redis, algo.limitExtrasCall(key, now, rate, dyn, extras))
   return algo.limitExtrasOutcome(reply, now)
@@ -215,6 +218,9 @@ function cachedFixedWindow(tokens, window) {
         const local = ctx.cache.incr(key, incrementBy)
         const success = local <= tokens
         const pending = success ? runLimit(algo, { ...ctx, dynamicLimits: false }, identifier, now, incrementBy).then((r) => r[0]) : resolved()
+        // A failed background write rejects `pending` for those who await it, but is never an
+        // unhandled rejection by itself (the caller may ignore `pending`).
+        pending.catch(() => {})
         return { success, limit: tokens, remaining: tokens - local, reset, pending }
       }
       const [used] = await runLimit(algo, { ...ctx, dynamicLimits: false }, identifier, now, incrementBy)

@@ -126,10 +126,12 @@ class RegionRatelimit {
     const plain = this.limiter[algorithms.BUILT_IN]?.carriesExtras && !this.analytics && !this.enableProtection
     this.#algorithm = plain ? this.limiter() : null
     this.#syncStore = plain && store?.sync ? store : null
+    this.#analyticsInScript = Boolean(this.analytics && this.limiter[algorithms.BUILT_IN]?.carriesExtras)
   }
 
   #algorithm
   #syncStore
+  #analyticsInScript
 
   /**
    * Counts one request (or `req.rate` of them) for `identifier`.
@@ -155,10 +157,17 @@ class RegionRatelimit {
       if (this.failClosed) work = work.catch((error) => failClosedResponse(error))
       let response
       if (this.timeout > 0) {
+        let timedOut
         const timer = new Promise((resolve) => {
-          timeoutId = setTimeout(() => resolve(this.failClosed ? failClosedResponse() : timeoutResponse()), this.timeout)
+          timeoutId = setTimeout(() => {
+            timedOut = this.failClosed ? failClosedResponse() : timeoutResponse()
+            resolve(timedOut)
+          }, this.timeout)
         })
         response = await Promise.race([work, timer])
+        // The script still running carries the analytics write of the real outcome; recording
+        // the timeout answer too would count the call twice.
+        if (response === timedOut && this.#analyticsInScript) analyticsWritten.add(response)
       } else {
         response = await work
       }
@@ -240,7 +249,11 @@ class RegionRatelimit {
     if (status === -2) {
       const { updateIpDenyList } = require('./ip-deny-list')
       const refresh = updateIpDenyList(this.primaryRedis, this.prefix, this.denyListThreshold)
+      // Quieted here, not only when returned: a response that loses the timeout race is never
+      // returned, and its failing refresh must not become an unhandled rejection.
+      quietPending(response)
       response.pending = Promise.all([response.pending, refresh])
+      quietPending(response)
     }
     return response
   }

@@ -11,10 +11,64 @@ const native = require('./native')
 
 /**
  * redis object → `{ native: NativeStore, sync, flushSoon }` (or null for the compat path).
- * Remote stores queue each call when it is made; `flushSoon()` sends the queue once the current
- * JS tick is done (a microtask), so every call made in one tick shares one HTTP request.
+ * Remote stores queue each call when it is made; `flushSoon()` sends the queue in the event
+ * loop's next check phase (`setImmediate`). By then every call issued in this turn has been
+ * queued — including the continuations of all replies delivered in this turn's poll phase, which
+ * Node runs one callback at a time with microtasks drained in between (so a microtask flush
+ * would send them one by one). So a burst shares one HTTP request, like @upstash/redis'
+ * auto-pipelining. The real `setImmediate` is captured here so fake timers cannot stall it; the
+ * native client also flushes by itself after 1 ms as a safety net.
  */
 const storeOf = new WeakMap()
+const scheduleFlush = setImmediate
+const keepAliveTimer = setInterval
+
+/**
+ * Calls queued with an id (`limitQueue`) are answered in batches through one completion
+ * callback. This returns `call(issue, withNotes)`: it makes the call's Promise, passes `issue`
+ * the id to queue under, and resolves with the numbers (and, `withNotes`, the analytics note).
+ * A timer is held while calls are pending, because the native callback does not keep the
+ * process alive by itself.
+ */
+function batchedCalls(native, flushSoon) {
+  const pending = new Map()
+  let nextId = 1
+  let keeper = null
+  const settled = (id) => {
+    const entry = pending.get(id)
+    pending.delete(id)
+    if (pending.size === 0 && keeper) keeper.unref()
+    return entry
+  }
+  native.onCompletions(({ data, failures, notes }) => {
+    const noteOf = new Map()
+    for (let i = 0; i < notes.length; i += 2) noteOf.set(Number(notes[i]), notes[i + 1])
+    for (let i = 0; i < data.length; ) {
+      const id = data[i]
+      const n = data[i + 1]
+      const entry = settled(id)
+      const numbers = data.slice(i + 2, i + 2 + n)
+      i += 2 + n
+      if (entry) entry.resolve(entry.withNotes ? { numbers, analyticsError: noteOf.get(id) } : numbers)
+    }
+    for (let i = 0; i < failures.length; i += 2) {
+      const entry = settled(Number(failures[i]))
+      if (entry) entry.reject(new Error(failures[i + 1]))
+    }
+  })
+  return (issue, withNotes = false) =>
+    new Promise((resolve, reject) => {
+      const id = nextId
+      nextId = nextId >= 0x7fffffff ? 1 : nextId + 1
+      issue(id)
+      pending.set(id, { resolve, reject, withNotes })
+      if (pending.size === 1) {
+        keeper ??= keepAliveTimer(() => {}, 1 << 30)
+        keeper.ref()
+      }
+      flushSoon()
+    })
+}
 
 function remember(redis, native) {
   let entry = null
@@ -28,10 +82,10 @@ function remember(redis, native) {
     const flushSoon = () => {
       if (!scheduled) {
         scheduled = true
-        queueMicrotask(flush)
+        scheduleFlush(flush)
       }
     }
-    entry = { native, sync, flushSoon: sync ? () => {} : flushSoon }
+    entry = { native, sync, flushSoon: sync ? () => {} : flushSoon, call: sync ? null : batchedCalls(native, flushSoon) }
   }
   storeOf.set(redis, entry)
   return entry

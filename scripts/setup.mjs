@@ -79,17 +79,24 @@ function ensureNativeAddon() {
   try {
     stamp = JSON.parse(readFileSync(STAMP, 'utf8'))
   } catch {}
+  // The stamp names the binary it describes (size and mtime), so a binary built by hand with
+  // another profile (e.g. `npm run build:debug`) is not mistaken for this profile's build.
+  const binary = addon ? statSync(join(ROOT, addon)) : null
   const upToDate =
-    addon &&
+    binary &&
     existsSync(join(ROOT, 'native.cjs')) &&
     stamp.profile === PROFILE &&
-    statSync(join(ROOT, addon)).mtimeMs >= sources
+    stamp.size === binary.size &&
+    stamp.mtimeMs === binary.mtimeMs &&
+    binary.mtimeMs >= sources
   if (upToDate) return
   const args = ['napi', 'build', '--platform', '--js', 'native.cjs', '--dts', 'native.d.cts']
   if (PROFILE === 'release') args.push('--release')
   run('npx', args)
+  const built = readdirSync(ROOT).find((f) => /^ratelimit-native\..+\.node$/.test(f))
+  const st = statSync(join(ROOT, built))
   mkdirSync(dirname(STAMP), { recursive: true })
-  writeFileSync(STAMP, JSON.stringify({ profile: PROFILE, builtAt: new Date().toISOString() }))
+  writeFileSync(STAMP, JSON.stringify({ profile: PROFILE, size: st.size, mtimeMs: st.mtimeMs, builtAt: new Date().toISOString() }))
 }
 
 try {

@@ -642,6 +642,94 @@ impl NativeAlgorithm {
         Ok(())
     }
 
+    /// The whole limit call on a remote store, answered through the store's completion
+    /// callback as `[success, limit, remaining, reset]` under `id` (no Promise per call).
+    #[napi(catch_unwind)]
+    pub fn limit_queue(
+        &self,
+        store: &NativeStore,
+        id: u32,
+        key: String,
+        now: f64,
+        rate: f64,
+        dynamic_keys: Option<Vec<String>>,
+    ) -> Result<()> {
+        let now = clock(now)?;
+        let call = self
+            .kind
+            .limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys));
+        let kind = self.kind;
+        let sink = store.completions.clone();
+        let StoreKind::UpstashRest(client) = &store.kind else {
+            return Err(invalid_arg("limitQueue is for remote stores"));
+        };
+        client
+            .queue_eval_with(
+                call.script,
+                call.keys,
+                call.args,
+                Box::new(move |reply| {
+                    match reply
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| kind.limit_outcome(&r.numbers(), now).map_err(|e| e.reason))
+                    {
+                        Ok(numbers) => sink.succeed(id, &numbers),
+                        Err(message) => sink.fail(id, message),
+                    }
+                }),
+            )
+            .map_err(store_error)
+    }
+
+    /// Like `limitQueue`, with protection and/or analytics in the same script: answered as
+    /// `[success, limit, remaining, reset, status TTL, denied flag per value…]`, plus a note
+    /// when the analytics write failed.
+    #[napi(catch_unwind)]
+    pub fn limit_extras_queue(
+        &self,
+        store: &NativeStore,
+        id: u32,
+        key: String,
+        now: f64,
+        rate: f64,
+        dynamic_keys: Option<Vec<String>>,
+        extras: LimitExtras,
+    ) -> Result<()> {
+        let now = clock(now)?;
+        let call =
+            self.kind
+                .base_limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys))?;
+        let call = round_trip::with_extras(call, &extras.into_core()?);
+        let kind = self.kind;
+        let sink = store.completions.clone();
+        let StoreKind::UpstashRest(client) = &store.kind else {
+            return Err(invalid_arg(
+                "protection and analytics need a Redis store, not the memory store",
+            ));
+        };
+        client
+            .queue_eval_with(
+                call.script,
+                call.keys,
+                call.args,
+                Box::new(move |reply| {
+                    match reply
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| kind.extras_outcome(&r, now).map_err(|e| e.reason))
+                    {
+                        Ok(outcome) => {
+                            if let Some(text) = outcome.analytics_error {
+                                sink.note(id, text);
+                            }
+                            sink.succeed(id, &outcome.numbers);
+                        }
+                        Err(message) => sink.fail(id, message),
+                    }
+                }),
+            )
+            .map_err(store_error)
+    }
+
     /// The whole limit call on a native store.
     #[napi(catch_unwind, ts_return_type = "Promise<number[]>")]
     pub fn limit_on<'env>(

@@ -2,7 +2,9 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use ratelimit_core::stores::memory::MemoryStore;
 use ratelimit_core::stores::upstash_rest::{UpstashRest, UpstashRestOptions};
@@ -19,6 +21,72 @@ pub(crate) enum StoreKind {
 #[napi]
 pub struct NativeStore {
     pub(crate) kind: StoreKind,
+    pub(crate) completions: Arc<CompletionSink>,
+}
+
+/// The outcomes of the calls one HTTP request answered, delivered to JS in one call.
+#[napi(object)]
+pub struct Completions {
+    /// `[id, n, value × n]` per call that succeeded.
+    pub data: Vec<f64>,
+    /// `[id, message]` per call that failed.
+    pub failures: Vec<String>,
+    /// `[id, text]`: an analytics write that failed inside a call that succeeded.
+    pub notes: Vec<String>,
+}
+
+type CompletionCallback = ThreadsafeFunction<Completions, (), Completions, Status, false, true>;
+
+/// Collects outcomes of queued calls until their HTTP request is done, then hands them to JS at
+/// once: one threadsafe call per request instead of one Promise (and threadsafe function) per
+/// call, and every continuation of the batch runs in the same event-loop turn.
+#[derive(Default)]
+pub(crate) struct CompletionSink {
+    buffer: Mutex<Option<Completions>>,
+    callback: OnceLock<CompletionCallback>,
+}
+
+impl CompletionSink {
+    fn with_buffer(&self, f: impl FnOnce(&mut Completions)) {
+        if let Ok(mut guard) = self.buffer.lock() {
+            let buffer = guard.get_or_insert_with(|| Completions {
+                data: Vec::new(),
+                failures: Vec::new(),
+                notes: Vec::new(),
+            });
+            f(buffer);
+        }
+    }
+
+    pub(crate) fn succeed(&self, id: u32, values: &[f64]) {
+        self.with_buffer(|b| {
+            b.data.push(f64::from(id));
+            b.data.push(values.len() as f64);
+            b.data.extend_from_slice(values);
+        });
+    }
+
+    pub(crate) fn fail(&self, id: u32, message: String) {
+        self.with_buffer(|b| {
+            b.failures.push(id.to_string());
+            b.failures.push(message);
+        });
+    }
+
+    pub(crate) fn note(&self, id: u32, text: String) {
+        self.with_buffer(|b| {
+            b.notes.push(id.to_string());
+            b.notes.push(text);
+        });
+    }
+
+    /// After a request: hand everything collected to JS.
+    fn deliver(&self) {
+        let batch = self.buffer.lock().ok().and_then(|mut guard| guard.take());
+        if let (Some(batch), Some(callback)) = (batch, self.callback.get()) {
+            callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
 }
 
 /// Connection options for `NativeStore.upstashRest`.
@@ -51,7 +119,21 @@ impl NativeStore {
         }
         NativeStore {
             kind: StoreKind::Memory(store),
+            completions: Arc::default(),
         }
+    }
+
+    /// Registers where queued calls' outcomes go (`limitQueue`); once per store. The callback does
+    /// not keep the process alive by itself: the facade holds a timer while calls are pending.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "callback: (completions: Completions) => void"
+    )]
+    pub fn on_completions(&self, callback: CompletionCallback) -> Result<()> {
+        self.completions
+            .callback
+            .set(callback)
+            .map_err(|_| Error::new(Status::InvalidArg, "onCompletions was already set"))
     }
 
     /// Sends the calls queued during this JS tick (the facade calls it from a microtask).
@@ -123,12 +205,15 @@ impl NativeStore {
         token: String,
         options: Option<UpstashRestStoreOptions>,
     ) -> Result<NativeStore> {
+        let completions = Arc::new(CompletionSink::default());
+        let sink = completions.clone();
         let mut opts = UpstashRestOptions {
             // Calls queue when made; JS flushes once per tick, so one tick = one request.
             deferred_flush: true,
             spawner: Some(Arc::new(|fut| {
                 napi::bindgen_prelude::spawn(fut);
             })),
+            batch_done: Some(Arc::new(move || sink.deliver())),
             ..UpstashRestOptions::default()
         };
         if let Some(o) = options {
@@ -145,6 +230,7 @@ impl NativeStore {
         let client = UpstashRest::new(&url, &token, opts).map_err(store_error)?;
         Ok(NativeStore {
             kind: StoreKind::UpstashRest(client),
+            completions,
         })
     }
 

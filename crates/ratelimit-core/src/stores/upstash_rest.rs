@@ -50,6 +50,8 @@ pub struct UpstashRestOptions {
     pub deferred_flush: bool,
     /// Where background work runs; `tokio::spawn` on the current runtime when `None`.
     pub spawner: Option<Spawner>,
+    /// Runs after each request's replies have been delivered.
+    pub batch_done: Option<BatchDone>,
 }
 
 impl Default for UpstashRestOptions {
@@ -60,6 +62,7 @@ impl Default for UpstashRestOptions {
             accept_invalid_certs: false,
             deferred_flush: false,
             spawner: None,
+            batch_done: None,
         }
     }
 }
@@ -100,10 +103,31 @@ impl Command {
     }
 }
 
+/// Where a call's reply goes: a future waiting on it, or a callback (the Node binding collects
+/// replies this way and hands a whole batch to JS at once).
+enum ReplyTo {
+    Waiter(oneshot::Sender<Result<Reply, StoreError>>),
+    Callback(Box<dyn FnOnce(Result<Reply, StoreError>) + Send>),
+}
+
+impl ReplyTo {
+    fn send(self, reply: Result<Reply, StoreError>) {
+        match self {
+            ReplyTo::Waiter(tx) => {
+                let _ = tx.send(reply);
+            }
+            ReplyTo::Callback(callback) => callback(reply),
+        }
+    }
+}
+
 struct Call {
     command: Command,
-    reply: oneshot::Sender<Result<Reply, StoreError>>,
+    reply: ReplyTo,
 }
+
+/// Called after the replies of one HTTP request have all been delivered.
+pub type BatchDone = Arc<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 struct Queue {
@@ -122,6 +146,7 @@ struct Inner {
     max_in_flight: usize,
     deferred_flush: bool,
     spawner: Option<Spawner>,
+    batch_done: Option<BatchDone>,
     queue: Mutex<Queue>,
 }
 
@@ -188,6 +213,7 @@ impl UpstashRest {
                 max_in_flight: options.max_in_flight.max(1),
                 deferred_flush: options.deferred_flush,
                 spawner: options.spawner,
+                batch_done: options.batch_done,
                 queue: Mutex::new(Queue::default()),
             }),
         })
@@ -227,6 +253,20 @@ impl UpstashRest {
         self.submit(Command::Plain(parts))
     }
 
+    /// Queues a script call whose reply goes to `callback` (no future, no task per call).
+    pub fn queue_eval_with(
+        &self,
+        script: &'static Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+        callback: Box<dyn FnOnce(Result<Reply, StoreError>) + Send>,
+    ) -> Result<(), StoreError> {
+        self.enqueue(
+            Command::Script { script, keys, args },
+            ReplyTo::Callback(callback),
+        )
+    }
+
     /// Sends what is queued (deferred mode); a no-op when nothing is.
     pub fn flush(&self) {
         start_workers(&self.inner);
@@ -237,34 +277,39 @@ impl UpstashRest {
         command: Command,
     ) -> impl Future<Output = Result<Reply, StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let queued = match self.inner.queue.lock() {
-            Ok(mut queue) => {
-                queue.pending.push(Call { command, reply: tx });
-                let arm_timer = self.inner.deferred_flush && !queue.timer_armed;
-                queue.timer_armed |= arm_timer;
-                Ok(arm_timer)
-            }
-            Err(_) => Err(StoreError::Internal("request queue poisoned".into())),
-        };
-        match queued {
-            Ok(true) => {
-                let inner = self.inner.clone();
-                self.inner.spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    if let Ok(mut queue) = inner.queue.lock() {
-                        queue.timer_armed = false;
-                    }
-                    start_workers(&inner);
-                });
-            }
-            Ok(false) if !self.inner.deferred_flush => start_workers(&self.inner),
-            _ => {}
-        }
+        let queued = self.enqueue(command, ReplyTo::Waiter(tx));
         async move {
             queued?;
             rx.await
                 .map_err(|_| StoreError::Internal("the request was dropped".into()))?
         }
+    }
+
+    /// Puts a call in the queue; starts a worker now (immediate mode) or arms the fallback
+    /// flush timer (deferred mode).
+    fn enqueue(&self, command: Command, reply: ReplyTo) -> Result<(), StoreError> {
+        let arm_timer = match self.inner.queue.lock() {
+            Ok(mut queue) => {
+                queue.pending.push(Call { command, reply });
+                let arm = self.inner.deferred_flush && !queue.timer_armed;
+                queue.timer_armed |= arm;
+                arm
+            }
+            Err(_) => return Err(StoreError::Internal("request queue poisoned".into())),
+        };
+        if arm_timer {
+            let inner = self.inner.clone();
+            self.inner.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                if let Ok(mut queue) = inner.queue.lock() {
+                    queue.timer_armed = false;
+                }
+                start_workers(&inner);
+            });
+        } else if !self.inner.deferred_flush {
+            start_workers(&self.inner);
+        }
+        Ok(())
     }
 }
 
@@ -300,6 +345,9 @@ async fn drain(inner: Arc<Inner>) {
             queue.pending.drain(..take).collect()
         };
         send_batch(&inner, batch).await;
+        if let Some(done) = &inner.batch_done {
+            done();
+        }
     }
 }
 
@@ -324,7 +372,7 @@ async fn send_batch(inner: &Inner, batch: Vec<Call>) {
         if noscript && matches!(call.command, Command::Script { .. }) {
             retry.push(call);
         } else {
-            let _ = call.reply.send(item);
+            call.reply.send(item);
         }
     }
     if retry.is_empty() {
@@ -334,7 +382,7 @@ async fn send_batch(inner: &Inner, batch: Vec<Call>) {
     match post(inner, &body).await {
         Ok(items) if items.len() == retry.len() => {
             for (call, item) in retry.into_iter().zip(items) {
-                let _ = call.reply.send(item);
+                call.reply.send(item);
             }
         }
         Ok(_) => fail_all(
@@ -347,7 +395,7 @@ async fn send_batch(inner: &Inner, batch: Vec<Call>) {
 
 fn fail_all(calls: Vec<Call>, err: StoreError) {
     for call in calls {
-        let _ = call.reply.send(Err(err.clone()));
+        call.reply.send(Err(err.clone()));
     }
 }
 
