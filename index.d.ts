@@ -282,3 +282,78 @@ export declare namespace IpDenyList {
   /** Removes the downloaded IPs and marks the list `"disabled"` (never refreshed again). */
   const disableIpDenyList: (redis: IpDenyListRedis, prefix: string) => Promise<unknown[]>;
 }
+
+// --- Multi-region ------------------------------------------------------------------------------
+
+/**
+ * What a multi-region limiter needs from each region's client. Our `Redis` and `@upstash/redis`
+ * instances run natively; any other object is driven through these methods (`hset` writes the
+ * request ids a region missed, in `pending`).
+ */
+export interface MultiRegionRedis extends RatelimitRedis {
+  hset?<TData>(key: string, kv: { [field: string]: TData }): Promise<number>;
+}
+
+/** The context multi-region algorithms get: one entry per region (index 0 is the primary). */
+export type MultiRegionContext = {
+  regionContexts: { redis: MultiRegionRedis; prefix: string }[];
+  cache?: EphemeralCache;
+};
+
+export type MultiRegionRatelimitConfig = {
+  /** One client per region; `redis[0]` is the primary (dynamic limits, analytics). */
+  redis: MultiRegionRedis[];
+  /** The algorithm, e.g. `MultiRegionRatelimit.slidingWindow(10, "10 s")`. */
+  limiter: Algorithm<MultiRegionContext>;
+  /** Key prefix (default `"@upstash/ratelimit"`). */
+  prefix?: string;
+  /**
+   * Cache of blocked identifiers: a `Map`, `false` to disable, or left out for one Map per
+   * instance. (Honoured here; @upstash/ratelimit ignores it for multi-region limiters.)
+   */
+  ephemeralCache?: Map<string, number> | false;
+  /** After this many ms, `limit()` answers `success: true, reason: "timeout"` (default 5000; ≤ 0 disables). */
+  timeout?: number;
+  /** Records usage events on the primary region. */
+  analytics?: boolean;
+  /** @deprecated Ignored, as upstream. */
+  cacheScripts?: boolean;
+  /** Enables `setDynamicLimit` / `getDynamicLimit` on the primary region; the algorithms ignore it (a warning says so). */
+  dynamicLimits?: boolean;
+  enableTelemetry?: boolean;
+};
+
+/**
+ * Drop-in for `@upstash/ratelimit`'s `MultiRegionRatelimit`: every request is recorded in every
+ * region, the first region to answer decides, and `pending` copies missing requests into the
+ * other regions (await it on serverless runtimes).
+ */
+export declare class MultiRegionRatelimit {
+  constructor(config: MultiRegionRatelimitConfig);
+
+  protected readonly limiter: Algorithm<MultiRegionContext>;
+  protected readonly ctx: MultiRegionContext;
+  protected readonly prefix: string;
+  protected readonly timeout: number;
+  protected readonly primaryRedis: MultiRegionRedis;
+  protected readonly enableProtection: boolean;
+  protected readonly denyListThreshold: number;
+  protected readonly dynamicLimits: boolean;
+
+  /** Counts a request for `identifier` in every region; `req.rate` sets its cost. */
+  limit: (identifier: string, req?: LimitOptions) => Promise<RatelimitResponse>;
+  /** Waits until a request for `identifier` is allowed, or `timeout` ms have passed. */
+  blockUntilReady: (identifier: string, timeout: number) => Promise<RatelimitResponse>;
+  /** Forgets everything counted for `identifier` in every region (resolves when all are done). */
+  resetUsedTokens: (identifier: string) => Promise<void>;
+  /** Reads the remaining budget (from the first region to answer) without consuming any. */
+  getRemaining: (identifier: string) => Promise<{ remaining: number; reset: number; limit: number }>;
+  /** Sets (or with `false` removes) the global dynamic limit on the primary region. */
+  setDynamicLimit: (options: { limit: number | false }) => Promise<void>;
+  getDynamicLimit: () => Promise<{ dynamicLimit: number | null }>;
+
+  /** `tokens` requests per aligned `window`; `remaining` goes negative once over the limit (as upstream). */
+  static fixedWindow(tokens: number, window: Duration): Algorithm<MultiRegionContext>;
+  /** `tokens` requests per rolling `window` (weighted over the previous window). */
+  static slidingWindow(tokens: number, window: Duration): Algorithm<MultiRegionContext>;
+}

@@ -6,8 +6,10 @@ const { Ratelimit } = require('./lib/ratelimit')
 const { Redis } = require('./lib/redis')
 const { Analytics } = require('./lib/analytics')
 const { IpDenyList } = require('./lib/ip-deny-list')
+const { MultiRegionRatelimit } = require('./lib/multi-region')
 
 exports.Ratelimit = Ratelimit
 exports.Redis = Redis
 exports.Analytics = Analytics
 exports.IpDenyList = IpDenyList
+exports.MultiRegionRatelimit = MultiRegionRatelimit

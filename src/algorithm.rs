@@ -456,6 +456,7 @@ impl NativeAlgorithm {
 
     /// The limit call with protection and/or analytics, on a native store: one request.
     #[napi(catch_unwind, ts_return_type = "Promise<ExtrasOutcome>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn limit_extras_on<'env>(
         &self,
         env: &'env Env,
@@ -645,6 +646,7 @@ impl NativeAlgorithm {
     /// The whole limit call on a remote store, answered through the store's completion
     /// callback as `[success, limit, remaining, reset]` under `id` (no Promise per call).
     #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
     pub fn limit_queue(
         &self,
         store: &NativeStore,
@@ -685,6 +687,7 @@ impl NativeAlgorithm {
     /// `[success, limit, remaining, reset, status TTL, denied flag per value…]`, plus a note
     /// when the analytics write failed.
     #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
     pub fn limit_extras_queue(
         &self,
         store: &NativeStore,
@@ -782,6 +785,56 @@ impl NativeAlgorithm {
             Ok(())
         })
     }
+}
+
+/// limit() on the memory store, with plain arguments only: the algorithm as `kind` (0 fixed
+/// window, 1 sliding window, 2 token bucket) and its numbers, the outcome written into `out` as
+/// `[success, limit, remaining, reset]`. The hot path of `Redis.memory()`: no object to unwrap,
+/// no array to allocate (a class method with a returned array costs about twice as much).
+#[napi(catch_unwind)]
+#[allow(clippy::too_many_arguments)]
+pub fn memory_limit(
+    kind: u32,
+    a: f64,
+    b: f64,
+    c: f64,
+    key: String,
+    now: f64,
+    rate: f64,
+    mut out: Float64ArraySlice,
+    dynamic_keys: Option<Vec<String>>,
+) -> Result<()> {
+    // SAFETY: the typed array's memory stays valid for this synchronous call, and no JS runs
+    // (so nothing else can touch it) until the call returns.
+    let out = unsafe { out.as_mut() };
+    let kind = match kind {
+        0 => Kind::Fixed(FixedWindow::new(
+            positive("tokens", a)?,
+            window("window", b)?,
+        )),
+        1 => Kind::Sliding(SlidingWindow::new(
+            positive("tokens", a)?,
+            window("window", b)?,
+        )),
+        2 => Kind::Bucket(TokenBucket::new(
+            positive("refillRate", a)?,
+            window("interval", b)?,
+            positive("maxTokens", c)?,
+        )),
+        _ => return Err(invalid_arg("unknown algorithm kind")),
+    };
+    if out.len() < 4 {
+        return Err(invalid_arg("out needs room for 4 numbers"));
+    }
+    let numbers = kind.limit_in_memory(
+        &MemoryStore::global(),
+        &key,
+        clock(now)?,
+        cost(rate)?,
+        &dynamic_refs(&dynamic_keys),
+    )?;
+    out[..4].copy_from_slice(&numbers[..4]);
+    Ok(())
 }
 
 /// Parses a window such as `"10 s"` into milliseconds, with upstream's error messages.
