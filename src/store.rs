@@ -27,8 +27,9 @@ pub struct NativeStore {
 /// The outcomes of the calls one HTTP request answered, delivered to JS in one call.
 #[napi(object)]
 pub struct Completions {
-    /// `[id, n, value × n]` per call that succeeded.
-    pub data: Vec<f64>,
+    /// `[id, n, value × n]` per call that succeeded (a typed array: one copy, not one JS value
+    /// per number).
+    pub data: Float64Array,
     /// `[id, message]` per call that failed.
     pub failures: Vec<String>,
     /// `[id, text]`: an analytics write that failed inside a call that succeeded.
@@ -42,14 +43,21 @@ type CompletionCallback = ThreadsafeFunction<Completions, (), Completions, Statu
 /// call, and every continuation of the batch runs in the same event-loop turn.
 #[derive(Default)]
 pub(crate) struct CompletionSink {
-    buffer: Mutex<Option<Completions>>,
+    buffer: Mutex<Option<Collected>>,
     callback: OnceLock<CompletionCallback>,
 }
 
+/// What a sink collects before it becomes [`Completions`].
+struct Collected {
+    data: Vec<f64>,
+    failures: Vec<String>,
+    notes: Vec<String>,
+}
+
 impl CompletionSink {
-    fn with_buffer(&self, f: impl FnOnce(&mut Completions)) {
+    fn with_buffer(&self, f: impl FnOnce(&mut Collected)) {
         if let Ok(mut guard) = self.buffer.lock() {
-            let buffer = guard.get_or_insert_with(|| Completions {
+            let buffer = guard.get_or_insert_with(|| Collected {
                 data: Vec::new(),
                 failures: Vec::new(),
                 notes: Vec::new(),
@@ -84,7 +92,12 @@ impl CompletionSink {
     fn deliver(&self) {
         let batch = self.buffer.lock().ok().and_then(|mut guard| guard.take());
         if let (Some(batch), Some(callback)) = (batch, self.callback.get()) {
-            callback.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+            let completions = Completions {
+                data: Float64Array::new(batch.data),
+                failures: batch.failures,
+                notes: batch.notes,
+            };
+            callback.call(completions, ThreadsafeFunctionCallMode::NonBlocking);
         }
     }
 }
