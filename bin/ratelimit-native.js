@@ -7,7 +7,7 @@ const USAGE = `usage: ratelimit-native serve [--host H] [--port P] [--redis URL]
 run "ratelimit-native serve --help" for every flag and its environment variable`
 
 async function serve(args) {
-  const native = require('../native.cjs')
+  const native = require('../lib/native')
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(native.restServerHelp())
     return

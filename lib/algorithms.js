@@ -12,10 +12,39 @@ const { nativeStoreFor } = require('./redis')
 
 const resolved = () => Promise.resolve()
 
+/** A factory's numeric argument: a number, checked further (positive, finite) natively. */
+function numberArg(name, value) {
+  if (typeof value !== 'number') {
+    throw new TypeError(`ratelimit-native: ${name} must be a positive, finite number, got ${describeValue(value)}`)
+  }
+  return value
+}
+
+function describeValue(value) {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+  if (value === null || typeof value !== 'object') return String(value)
+  return Array.isArray(value) ? 'an array' : 'an object'
+}
+
+/**
+ * A call's cost: `rate ?? 1` as upstream. Upstream hands the value to Redis as it is, where a
+ * numeric string counts like the number, so numeric strings are read as numbers; anything else
+ * is refused with a clear error (non-finite numbers are refused natively).
+ */
+function callCost(rate) {
+  if (rate === undefined || rate === null) return 1
+  if (typeof rate === 'number') return rate
+  if (typeof rate === 'string' && rate.trim() !== '' && Number.isFinite(Number(rate))) return Number(rate)
+  throw new TypeError(`ratelimit-native: rate must be a finite number, got ${describeValue(rate)}`)
+}
+
 function parseWindow(window) {
   if (typeof window !== 'string') throw new Error(`Unable to parse window size: ${window}`)
   return native.parseDuration(window)
 }
+
+/** Set on a context whose limiter gives up after a timeout: queued calls are not sent later. */
+const WAIT_MS = Symbol.for('ratelimit-native.waitMs')
 
 /** Set on a context whose limiter was built with `dynamicLimits: { perIdentifier: true }`. */
 const PER_IDENTIFIER = Symbol.for('ratelimit-native.perIdentifierDynamicLimits')
@@ -63,7 +92,7 @@ async function runLimit(algo, ctx, key, now, rate) {
   const store = nativeStoreFor(ctx.redis)
   if (store) {
     if (store.sync) return algo.limitNow(store.native, key, now, rate, dyn)
-    return store.call((id) => algo.limitQueue(store.native, id, key, now, rate, dyn))
+    return store.call((id) => algo.limitQueue(store.native, id, key, now, rate, dyn, ctx[WAIT_MS]))
   }
   const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
   return algo.limitOutcome(replyNumbers(reply), now, rate)
@@ -75,7 +104,7 @@ async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
   const store = nativeStoreFor(ctx.redis)
   if (store) {
     if (store.sync) throw new Error('ratelimit-native: analytics and enableProtection need a Redis store, not Redis.memory()')
-    return store.call((id) => algo.limitExtrasQueue(store.native, id, key, now, rate, dyn, extras), true)
+    return store.call((id) => algo.limitExtrasQueue(store.native, id, key, now, rate, dyn, extras, ctx[WAIT_MS]), true)
   }
   const reply = await evalThroughClient(ctx.redis, algo.limitExtrasCall(key, now, rate, dyn, extras))
   return algo.limitExtrasOutcome(reply, now)
@@ -151,7 +180,7 @@ function counterAlgorithm(algo, staticLimit, describe) {
   const impl = {
     // `extras` (not part of the public Algorithm signature) is passed by our own Ratelimit only.
     limit: async (ctx, identifier, rate, _opts, extras) => {
-      const incrementBy = rate ?? 1
+      const incrementBy = callCost(rate)
       const blocked = blockedResponse(ctx, identifier, incrementBy)
       if (blocked) return blocked
       if (!extras) return finish(ctx, identifier, incrementBy, await runLimit(algo, ctx, identifier, Date.now(), incrementBy))
@@ -180,33 +209,33 @@ function counterAlgorithm(algo, staticLimit, describe) {
   Object.defineProperties(impl, {
     [SYNC_LIMIT]: {
       value: (ctx, identifier, rate) => {
-        const incrementBy = rate ?? 1
+        const incrementBy = callCost(rate)
         const blocked = blockedResponse(ctx, identifier, incrementBy)
         if (blocked) return blocked
         native.memoryLimit(kind, a, b, c, identifier, Date.now(), incrementBy, memoryOut, dynamicKey(ctx, identifier))
         return finish(ctx, identifier, incrementBy, memoryOut)
       },
     },
-    [CACHED_BLOCK]: { value: (ctx, identifier, rate) => blockedResponse(ctx, identifier, rate ?? 1) },
+    [CACHED_BLOCK]: { value: (ctx, identifier, rate) => blockedResponse(ctx, identifier, callCost(rate)) },
   })
   return asAlgorithm(impl, describe)
 }
 
 function fixedWindow(tokens, window) {
   const windowMs = parseWindow(window)
-  const algo = native.NativeAlgorithm.fixedWindow(tokens, windowMs)
+  const algo = native.NativeAlgorithm.fixedWindow(numberArg('tokens', tokens), windowMs)
   return counterAlgorithm(algo, tokens, { kind: 'fixedWindow', tokens, windowMs, carriesExtras: true })
 }
 
 function slidingWindow(tokens, window) {
   const windowMs = parseWindow(window)
-  const algo = native.NativeAlgorithm.slidingWindow(tokens, windowMs)
+  const algo = native.NativeAlgorithm.slidingWindow(numberArg('tokens', tokens), windowMs)
   return counterAlgorithm(algo, tokens, { kind: 'slidingWindow', tokens, windowMs, carriesExtras: true })
 }
 
 function tokenBucket(refillRate, interval, maxTokens) {
   const intervalMs = parseWindow(interval)
-  const algo = native.NativeAlgorithm.tokenBucket(refillRate, intervalMs, maxTokens)
+  const algo = native.NativeAlgorithm.tokenBucket(numberArg('refillRate', refillRate), intervalMs, numberArg('maxTokens', maxTokens))
   return counterAlgorithm(algo, maxTokens, { kind: 'tokenBucket', refillRate, intervalMs, maxTokens, carriesExtras: true })
 }
 
@@ -216,7 +245,7 @@ function tokenBucket(refillRate, interval, maxTokens) {
  */
 function cachedFixedWindow(tokens, window) {
   const windowMs = parseWindow(window)
-  const algo = native.NativeAlgorithm.cachedFixedWindow(tokens, windowMs)
+  const algo = native.NativeAlgorithm.cachedFixedWindow(numberArg('tokens', tokens), windowMs)
   const requireCache = (ctx) => {
     if (!ctx.cache) throw new Error('This algorithm requires a cache')
   }
@@ -228,7 +257,7 @@ function cachedFixedWindow(tokens, window) {
           'Warning: Dynamic limits are not yet supported for cachedFixedWindow algorithm. The dynamicLimits option will be ignored.',
         )
       }
-      const incrementBy = rate ?? 1
+      const incrementBy = callCost(rate)
       const now = Date.now()
       const key = algo.windowKey(identifier, now)
       const reset = algo.windowReset(now)
@@ -266,4 +295,4 @@ function cachedFixedWindow(tokens, window) {
   return asAlgorithm(impl, { kind: 'cachedFixedWindow', tokens, windowMs })
 }
 
-module.exports = { fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, evalThroughClient, queued }
+module.exports = { WAIT_MS, callCost, numberArg, fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, evalThroughClient, queued }

@@ -35,9 +35,12 @@ class EphemeralCache {
       }
     }
     if (this.cache.size > this.maxEntries) {
+      // Drop the oldest tenth in one pass: evicting one entry per write would restart the
+      // key iterator (past all deleted slots) every time, which is quadratic under a flood.
+      const target = Math.floor(this.maxEntries * 0.9)
       for (const key of this.cache.keys()) {
+        if (this.cache.size <= target) break
         this.cache.delete(key)
-        if (this.cache.size <= this.maxEntries) break
       }
     }
   }

@@ -110,6 +110,7 @@ class RegionRatelimit {
     this.failClosed = config.failClosed ?? false
     this.ctx.dynamicLimits = this.dynamicLimits
     this.ctx.prefix = this.prefix
+    if (this.timeout > 0) Object.defineProperty(this.ctx, algorithms.WAIT_MS, { value: this.timeout })
     const perIdentifier = typeof config.dynamicLimits === 'object' && config.dynamicLimits !== null && config.dynamicLimits.perIdentifier === true
     if (perIdentifier) Object.defineProperty(this.ctx, algorithms.PER_IDENTIFIER, { value: true })
     if (config.ephemeralCache instanceof Map) this.ctx.cache = new EphemeralCache(config.ephemeralCache)
@@ -282,7 +283,9 @@ class RegionRatelimit {
    * Waits (polling at the window's reset) until a request is allowed or `timeout` ms pass.
    */
   blockUntilReady = async (identifier, timeout) => {
-    if (timeout <= 0) throw new Error('timeout must be positive')
+    // `!(timeout > 0)` also refuses NaN / undefined / non-numbers, which upstream's `<= 0` lets
+    // through into an endless wait.
+    if (!(timeout > 0)) throw new Error('timeout must be positive')
     let res
     const deadline = Date.now() + timeout
     while (true) {

@@ -119,7 +119,12 @@ class Redis {
       )
     }
     if (!URL_PATTERN.test(url)) {
-      throw new Error(`ratelimit-native: invalid Upstash REST URL ${JSON.stringify(url.split('?')[0])}; it must start with http:// or https://`)
+      // Never echo the value: a mistaken Redis URL (redis://:password@…) or a swapped token
+      // would end up in logs. The scheme alone says what is wrong.
+      const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
+      throw new Error(
+        `ratelimit-native: invalid Upstash REST URL${scheme ? ` (scheme "${scheme}:")` : ''}; it must start with http:// or https:// (the REST URL, not a redis:// URL)`,
+      )
     }
     const tls = config.tls
     if (tls !== undefined && (tls === null || typeof tls !== 'object')) {

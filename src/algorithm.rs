@@ -114,6 +114,13 @@ fn dynamic_refs(keys: &Option<Vec<String>>) -> Vec<&str> {
     keys.iter().flatten().map(String::as_str).collect()
 }
 
+/// How long the caller waits for a queued call (its limiter's timeout), if it gives up at all.
+fn wait_limit(wait_ms: Option<f64>) -> Option<std::time::Duration> {
+    wait_ms
+        .filter(|ms| ms.is_finite() && *ms > 0.0)
+        .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+}
+
 fn reply_values(reply: &[Option<f64>]) -> Vec<Option<i64>> {
     reply.iter().map(|v| v.map(|f| f as i64)).collect()
 }
@@ -655,6 +662,7 @@ impl NativeAlgorithm {
         now: f64,
         rate: f64,
         dynamic_keys: Option<Vec<String>>,
+        wait_ms: Option<f64>,
     ) -> Result<()> {
         let now = clock(now)?;
         let call = self
@@ -679,6 +687,7 @@ impl NativeAlgorithm {
                         Err(message) => sink.fail(id, message),
                     }
                 }),
+                wait_limit(wait_ms),
             )
             .map_err(store_error)
     }
@@ -697,6 +706,7 @@ impl NativeAlgorithm {
         rate: f64,
         dynamic_keys: Option<Vec<String>>,
         extras: LimitExtras,
+        wait_ms: Option<f64>,
     ) -> Result<()> {
         let now = clock(now)?;
         let call =
@@ -729,6 +739,7 @@ impl NativeAlgorithm {
                         Err(message) => sink.fail(id, message),
                     }
                 }),
+                wait_limit(wait_ms),
             )
             .map_err(store_error)
     }

@@ -139,7 +139,7 @@ export async function startRedis() {
  */
 export async function startRestServer({ redisUrl, token = randomBytes(16).toString('hex'), args = [] }) {
   const child = track(
-    spawn(process.execPath, [join(ROOT, 'bin', 'ratelimit-native.js'), 'serve', '--port', '0', '--redis', redisUrl, '--token', token, ...args], {
+    spawn(process.execPath, [join(ROOT, 'bin', 'ratelimit-native.js'), 'serve', ...(args.includes('--port') ? [] : ['--port', '0']), '--redis', redisUrl, '--token', token, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   )

@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -124,6 +124,10 @@ impl ReplyTo {
 struct Call {
     command: Command,
     reply: ReplyTo,
+    /// When the caller stops waiting (its limiter's timeout). A call still queued then is
+    /// dropped instead of sent: counting a request whose caller already answered without it
+    /// would charge users for work nobody waited for, and an outage would pile up a backlog.
+    deadline: Option<Instant>,
 }
 
 /// Called after the replies of one HTTP request have all been delivered.
@@ -142,6 +146,8 @@ struct Inner {
     pipeline_url: String,
     /// Host and port only: what error messages may show.
     display_host: String,
+    /// Kept only to scrub it from anything a server echoes back into an error.
+    token: String,
     headers: HeaderMap,
     max_in_flight: usize,
     deferred_flush: bool,
@@ -209,6 +215,7 @@ impl UpstashRest {
                 http,
                 pipeline_url: format!("{base}/pipeline"),
                 display_host,
+                token: token.to_string(),
                 headers,
                 max_in_flight: options.max_in_flight.max(1),
                 deferred_flush: options.deferred_flush,
@@ -260,10 +267,12 @@ impl UpstashRest {
         keys: Vec<String>,
         args: Vec<String>,
         callback: Box<dyn FnOnce(Result<Reply, StoreError>) + Send>,
+        wait_at_most: Option<Duration>,
     ) -> Result<(), StoreError> {
         self.enqueue(
             Command::Script { script, keys, args },
             ReplyTo::Callback(callback),
+            wait_at_most.map(|d| Instant::now() + d),
         )
     }
 
@@ -277,7 +286,7 @@ impl UpstashRest {
         command: Command,
     ) -> impl Future<Output = Result<Reply, StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let queued = self.enqueue(command, ReplyTo::Waiter(tx));
+        let queued = self.enqueue(command, ReplyTo::Waiter(tx), None);
         async move {
             queued?;
             rx.await
@@ -287,10 +296,19 @@ impl UpstashRest {
 
     /// Puts a call in the queue; starts a worker now (immediate mode) or arms the fallback
     /// flush timer (deferred mode).
-    fn enqueue(&self, command: Command, reply: ReplyTo) -> Result<(), StoreError> {
+    fn enqueue(
+        &self,
+        command: Command,
+        reply: ReplyTo,
+        deadline: Option<Instant>,
+    ) -> Result<(), StoreError> {
         let arm_timer = match self.inner.queue.lock() {
             Ok(mut queue) => {
-                queue.pending.push(Call { command, reply });
+                queue.pending.push(Call {
+                    command,
+                    reply,
+                    deadline,
+                });
                 let arm = self.inner.deferred_flush && !queue.timer_armed;
                 queue.timer_armed |= arm;
                 arm
@@ -344,7 +362,20 @@ async fn drain(inner: Arc<Inner>) {
             let take = queue.pending.len().min(MAX_BATCH);
             queue.pending.drain(..take).collect()
         };
-        send_batch(&inner, batch).await;
+        let now = Instant::now();
+        let (live, expired): (Vec<Call>, Vec<Call>) = batch
+            .into_iter()
+            .partition(|c| c.deadline.is_none_or(|d| d > now));
+        fail_all(
+            expired,
+            StoreError::Transport(
+                "not sent: the limiter's timeout passed while the request was queued (not counted)"
+                    .into(),
+            ),
+        );
+        if !live.is_empty() {
+            send_batch(&inner, live).await;
+        }
         if let Some(done) = &inner.batch_done {
             done();
         }
@@ -435,7 +466,7 @@ async fn post_once(
         .send()
         .await
         .map_err(|e| {
-            if e.is_connect() {
+            if connection_refused(&e) {
                 Attempt::NotRun(transport_error(inner, e))
             } else {
                 Attempt::Failed(transport_error(inner, e))
@@ -450,10 +481,10 @@ async fn post_once(
     if !status.is_success() {
         let message = match parsed {
             Ok(Json::Object(map)) => match map.get("error") {
-                Some(Json::String(err)) => err.clone(),
-                _ => snippet(&text),
+                Some(Json::String(err)) => scrub(inner, err.clone()),
+                _ => snippet(inner, &text),
             },
-            _ => snippet(&text),
+            _ => snippet(inner, &text),
         };
         let err = StoreError::Http {
             status: status.as_u16(),
@@ -470,9 +501,26 @@ async fn post_once(
         Ok(Json::Array(items)) => Ok(items.iter().map(decode_item).collect()),
         Ok(_) | Err(_) => Err(Attempt::Failed(StoreError::BadResponse(format!(
             "expected a JSON array from /pipeline, got: {}",
-            snippet(&text)
+            snippet(inner, &text)
         )))),
     }
+}
+
+/// Whether the connection was refused (nothing listening yet, e.g. a server restarting): the
+/// only transport failure after which the request certainly did not run and is worth resending.
+/// A TLS failure is also a "connect" error, but resending cannot fix a certificate.
+fn connection_refused(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn transport_error(inner: &Inner, err: reqwest::Error) -> StoreError {
@@ -483,15 +531,33 @@ fn transport_error(inner: &Inner, err: reqwest::Error) -> StoreError {
     } else {
         "failed"
     };
-    // `without_url` keeps credentials that might sit in the URL out of the message.
-    StoreError::Transport(format!(
-        "request to {} {kind}: {}",
-        inner.display_host,
-        err.without_url()
-    ))
+    // `without_url` keeps credentials that might sit in the URL out of the message; the causes
+    // say what actually happened (e.g. an invalid certificate, a reset connection).
+    let err = err.without_url();
+    let mut message = format!("request to {} {kind}: {err}", inner.display_host);
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    StoreError::Transport(scrub(inner, message))
 }
 
-fn snippet(bytes: &[u8]) -> String {
+/// Removes the token from text that came from elsewhere (a server may echo request headers).
+fn scrub(inner: &Inner, text: String) -> String {
+    if inner.token.is_empty() || !text.contains(&inner.token) {
+        return text;
+    }
+    text.replace(&inner.token, "[redacted]")
+}
+
+/// The start of a body, for an error message, without the token.
+fn snippet(inner: &Inner, bytes: &[u8]) -> String {
+    scrub(inner, truncated(bytes))
+}
+
+fn truncated(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out: String = text.chars().take(200).collect();
     if text.chars().count() > 200 {
@@ -518,7 +584,7 @@ fn decode_item(item: &Json) -> Result<Reply, StoreError> {
         }
         other => Err(StoreError::BadResponse(format!(
             "unexpected pipeline item: {}",
-            snippet(other.to_string().as_bytes())
+            truncated(other.to_string().as_bytes())
         ))),
     }
 }
