@@ -431,8 +431,10 @@ async function main() {
       '',
     ].join('\n')
     process.stdout.write(`${md}\n`)
-    writeFileSync(join(HERE, 'RESULTS.md'), md)
-    log(`wrote ${join(HERE, 'RESULTS.md')}`)
+    // A --quick run is a smoke test: it prints its tables but keeps the committed full results.
+    const out = join(HERE, opt.quick ? 'RESULTS.quick.md' : 'RESULTS.md')
+    writeFileSync(out, md)
+    log(`wrote ${out}`)
   } finally {
     await cleanup()
   }
