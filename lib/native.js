@@ -6,6 +6,26 @@
 // ./ratelimit-native.<platform>.node next to it (a build from source), then the optional
 // dependency ratelimit-native-<platform> that npm installs for the current os/cpu/libc.
 
+/** Names the runtime when it cannot load native addons at all (Edge runtimes), else null. */
+function nonNodeRuntime() {
+  if (typeof EdgeRuntime === 'string') return `the Edge runtime (${EdgeRuntime})`
+  if (typeof navigator !== 'undefined' && navigator.userAgent === 'Cloudflare-Workers') return 'Cloudflare Workers'
+  if (typeof process === 'undefined' || !process.versions || !process.versions.node) return 'a runtime that is not Node.js'
+  return null
+}
+
+const edge = nonNodeRuntime()
+if (edge) {
+  const error = new Error(
+    `ratelimit-native: cannot run on ${edge}: it is a native Node.js addon, and Edge runtimes cannot load native addons. ` +
+      'Run it on the Node.js runtime: Next.js 16 `proxy.ts` always is; on Next.js 15.5 add ' +
+      '`export const config = { runtime: "nodejs" }` to middleware.ts; remove `export const runtime = "edge"` from route handlers; ' +
+      'and list "ratelimit-native" in serverExternalPackages.',
+  )
+  error.code = 'ERR_RATELIMIT_NATIVE_RUNTIME'
+  throw error
+}
+
 // The platform packages published for this version (package.json napi.targets).
 const PREBUILT = [
   'linux-x64-gnu',
