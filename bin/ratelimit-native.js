@@ -7,6 +7,9 @@ const USAGE = `usage: ratelimit-native serve [--host H] [--port P] [--redis URL]
 run "ratelimit-native serve --help" for every flag and its environment variable`
 
 async function serve(args) {
+  // A server handles many connections at once: give its runtime two worker threads (the addon's
+  // default of one suits a limiter inside an app). Read once, when the addon loads.
+  process.env.RATELIMIT_NATIVE_THREADS ??= '2'
   const native = require('../lib/native')
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(native.restServerHelp())

@@ -52,18 +52,18 @@ function memoryStoreError() {
   )
 }
 
-/** The native remote store of a region's client, or null for the compat path. */
-function remoteStore(redis) {
-  const store = nativeStoreFor(redis)
-  if (store?.sync) throw memoryStoreError()
-  return store ? store.native : null
-}
-
-/** Runs `onStore(store)` on a native store or `viaClient()` through the client; always a Promise. */
+/**
+ * Runs `onStore(store)` on a region's native store (then makes sure this turn's queued calls are
+ * sent), or `viaClient()` through the region's client; always a Promise.
+ */
 function inRegion(redis, onStore, viaClient) {
   try {
-    const store = remoteStore(redis)
-    return store ? onStore(store) : viaClient()
+    const entry = nativeStoreFor(redis)
+    if (entry?.sync) throw memoryStoreError()
+    if (!entry) return viaClient()
+    const result = onStore(entry.native)
+    entry.flushSoon()
+    return result
   } catch (error) {
     return Promise.reject(error)
   }

@@ -143,7 +143,7 @@ class RegionRatelimit {
       const key = this.getKey(identifier)
       if (this.#syncStore) {
         try {
-          return fast[algorithms.SYNC_LIMIT](this.ctx, key, req?.rate, this.#syncStore)
+          return fast[algorithms.SYNC_LIMIT](this.ctx, key, req?.rate)
         } catch (error) {
           if (this.failClosed) return failClosedResponse(error)
           throw error

@@ -461,38 +461,6 @@ impl NativeAlgorithm {
             .extras_outcome(&reply_from_json(&reply), clock(now)?)
     }
 
-    /// The limit call with protection and/or analytics, on a native store: one request.
-    #[napi(catch_unwind, ts_return_type = "Promise<ExtrasOutcome>")]
-    #[allow(clippy::too_many_arguments)]
-    pub fn limit_extras_on<'env>(
-        &self,
-        env: &'env Env,
-        store: &NativeStore,
-        key: String,
-        now: f64,
-        rate: f64,
-        dynamic_keys: Option<Vec<String>>,
-        extras: LimitExtras,
-    ) -> Result<PromiseRaw<'env, ExtrasOutcome>> {
-        let now = clock(now)?;
-        let call =
-            self.kind
-                .base_limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys))?;
-        let call = round_trip::with_extras(call, &extras.into_core()?);
-        let kind = self.kind;
-        let reply = match &store.kind {
-            StoreKind::UpstashRest(client) => client.queue_eval(call.script, call.keys, call.args),
-            StoreKind::Memory(_) => {
-                return Err(invalid_arg(
-                    "protection and analytics need a Redis store, not the memory store",
-                ))
-            }
-        };
-        env.spawn_future(
-            async move { kind.extras_outcome(&reply.await.map_err(store_error)?, now) },
-        )
-    }
-
     #[napi(catch_unwind, factory)]
     pub fn fixed_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
         let tokens = positive("tokens", tokens)?;
@@ -742,26 +710,6 @@ impl NativeAlgorithm {
                 wait_limit(wait_ms),
             )
             .map_err(store_error)
-    }
-
-    /// The whole limit call on a native store.
-    #[napi(catch_unwind, ts_return_type = "Promise<number[]>")]
-    pub fn limit_on<'env>(
-        &self,
-        env: &'env Env,
-        store: &NativeStore,
-        key: String,
-        now: f64,
-        rate: f64,
-        dynamic_keys: Option<Vec<String>>,
-    ) -> Result<PromiseRaw<'env, Vec<f64>>> {
-        let now = clock(now)?;
-        let call = self
-            .kind
-            .limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys));
-        let kind = self.kind;
-        let reply = run(&store.kind, call)?;
-        env.spawn_future(async move { kind.limit_outcome(&reply.await?, now) })
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<number[]>")]

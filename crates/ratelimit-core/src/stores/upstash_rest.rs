@@ -6,8 +6,9 @@
 //!
 //! With `deferred_flush` (what the Node binding uses) a call is only queued when it is made;
 //! the caller flushes once per JS tick ([`UpstashRest::flush`]), so every call issued in the same
-//! tick shares one request, like `@upstash/redis`' auto-pipelining. A 1 ms timer flushes anything
-//! a caller forgot, so a call can be late but never stuck. Scripts go out as
+//! tick shares one request, like `@upstash/redis`' auto-pipelining. While calls are being queued
+//! a watchdog sends anything a caller left unflushed within ~5 ms, so a call can be late but
+//! never stuck. Scripts go out as
 //! EVALSHA; items that come back NOSCRIPT are retried once as EVAL in a follow-up pipeline.
 //! Responses are requested with `Upstash-Encoding: base64`, so strings keep their raw bytes.
 
@@ -46,7 +47,7 @@ pub struct UpstashRestOptions {
     pub request_timeout: Duration,
     /// Accept TLS certificates that do not verify (self-signed local endpoints only).
     pub accept_invalid_certs: bool,
-    /// Queue calls until [`UpstashRest::flush`] (or a 1 ms timer) instead of sending at once.
+    /// Queue calls until [`UpstashRest::flush`] (or the ~5 ms watchdog) instead of sending at once.
     pub deferred_flush: bool,
     /// Where background work runs; `tokio::spawn` on the current runtime when `None`.
     pub spawner: Option<Spawner>,
@@ -137,7 +138,7 @@ pub type BatchDone = Arc<dyn Fn() + Send + Sync>;
 struct Queue {
     pending: Vec<Call>,
     in_flight: usize,
-    /// Deferred mode: the fallback flush timer is running.
+    /// Deferred mode: the fallback flush watchdog is running.
     timer_armed: bool,
 }
 
@@ -316,13 +317,29 @@ impl UpstashRest {
             Err(_) => return Err(StoreError::Internal("request queue poisoned".into())),
         };
         if arm_timer {
+            // One watchdog while there is traffic (not one timer per call): every 5 ms it sends
+            // whatever a caller left unflushed, and it ends after 100 ms without queued calls.
             let inner = self.inner.clone();
             self.inner.spawn(async move {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                if let Ok(mut queue) = inner.queue.lock() {
-                    queue.timer_armed = false;
+                let mut idle_rounds = 0;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    let pending = match inner.queue.lock() {
+                        Ok(mut queue) => {
+                            let pending = !queue.pending.is_empty();
+                            idle_rounds = if pending { 0 } else { idle_rounds + 1 };
+                            if idle_rounds >= 20 {
+                                queue.timer_armed = false;
+                                return;
+                            }
+                            pending
+                        }
+                        Err(_) => return,
+                    };
+                    if pending {
+                        start_workers(&inner);
+                    }
                 }
-                start_workers(&inner);
             });
         } else if !self.inner.deferred_flush {
             start_workers(&self.inner);
