@@ -401,7 +401,7 @@ async fn drain(inner: Arc<Inner>) {
 
 async fn send_batch(inner: &Inner, batch: Vec<Call>) {
     let body = Json::Array(batch.iter().map(|c| c.command.to_json(false)).collect());
-    let items = match post(inner, &body).await {
+    let items = match post(inner, &body, latest_deadline(&batch)).await {
         Ok(items) if items.len() == batch.len() => items,
         Ok(items) => {
             let err = StoreError::BadResponse(format!(
@@ -427,7 +427,7 @@ async fn send_batch(inner: &Inner, batch: Vec<Call>) {
         return;
     }
     let body = Json::Array(retry.iter().map(|c| c.command.to_json(true)).collect());
-    match post(inner, &body).await {
+    match post(inner, &body, latest_deadline(&retry)).await {
         Ok(items) if items.len() == retry.len() => {
             for (call, item) in retry.into_iter().zip(items) {
                 call.reply.send(item);
@@ -448,19 +448,55 @@ fn fail_all(calls: Vec<Call>, err: StoreError) {
 }
 
 /// POSTs one pipeline, re-sending it while the failure shows it never ran.
-async fn post(inner: &Inner, body: &Json) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+/// POSTs one pipeline, re-sending it while the failure shows it never ran: on the fixed
+/// schedule, or — when every call in it has a caller deadline — for as long as one of those
+/// callers still waits (so a Redis restart shorter than the limiter's timeout reaches no caller
+/// as an error).
+async fn post(
+    inner: &Inner,
+    body: &Json,
+    retry_until: Option<Instant>,
+) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
     let bytes = serde_json::to_vec(body).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let mut backoff = RETRY_BACKOFF_MS.iter();
+    let mut attempt = 0;
     loop {
         match post_once(inner, bytes.clone()).await {
-            Err(Attempt::NotRun(err)) => match backoff.next() {
-                Some(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
-                None => return Err(err),
-            },
+            Err(Attempt::NotRun(err)) => {
+                let fixed = RETRY_BACKOFF_MS.get(attempt).copied();
+                let last = RETRY_BACKOFF_MS[RETRY_BACKOFF_MS.len() - 1];
+                // With deadlines, give up only once they have passed (plus a little), never
+                // early: the caller's own timeout answer must come first.
+                let delay = match retry_until {
+                    Some(until) => {
+                        let now = Instant::now();
+                        (now < until).then(|| {
+                            Duration::from_millis(fixed.unwrap_or(last))
+                                .min(until - now + Duration::from_millis(20))
+                        })
+                    }
+                    None => fixed.map(Duration::from_millis),
+                };
+                match delay {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(err),
+                }
+                attempt += 1;
+            }
             Err(Attempt::Failed(err)) => return Err(err),
             Ok(items) => return Ok(items),
         }
     }
+}
+
+/// The latest caller deadline in a batch, if every call has one.
+fn latest_deadline(calls: &[Call]) -> Option<Instant> {
+    calls
+        .iter()
+        .map(|c| c.deadline)
+        .try_fold(None, |latest: Option<Instant>, d| {
+            d.map(|d| Some(latest.map_or(d, |l| l.max(d))))
+        })
+        .flatten()
 }
 
 /// How one attempt failed: `NotRun` when the commands certainly did not execute (safe to send
