@@ -15,6 +15,7 @@
 // - `resetUsedTokens` resolves once every region has finished (upstream does not wait);
 // - a rejected `pending` is never an unhandled rejection by itself.
 
+const { blockUntilReady } = require('./block-until-ready')
 const native = require('./native')
 const { nativeStoreFor } = require('./redis')
 const { evalThroughClient } = require('./algorithms')
@@ -284,20 +285,7 @@ class MultiRegionRatelimit {
   /**
    * Waits (polling at the window's reset) until a request is allowed or `timeout` ms pass.
    */
-  blockUntilReady = async (identifier, timeout) => {
-    if (timeout <= 0) throw new Error('timeout must be positive')
-    let res
-    const deadline = Date.now() + timeout
-    while (true) {
-      res = await this.limit(identifier)
-      if (res.success) break
-      if (res.reset === 0) throw new Error('This should not happen')
-      const wait = Math.min(res.reset, deadline) - Date.now()
-      await new Promise((r) => setTimeout(r, wait > 0 ? wait : 100))
-      if (Date.now() > deadline) break
-    }
-    return res
-  }
+  blockUntilReady = async (identifier, timeout) => blockUntilReady(this.limit, identifier, timeout)
 
   /** Forgets everything counted for `identifier`, in every region (resolves when all are done). */
   resetUsedTokens = async (identifier) => {

@@ -3,6 +3,7 @@
 // arrow functions, as upstream, so `const { limit } = ratelimit` works; every method that returns
 // a Promise rejects instead of throwing.
 
+const { blockUntilReady } = require('./block-until-ready')
 const algorithms = require('./algorithms')
 const { EphemeralCache } = require('./cache')
 const protection = require('./protection')
@@ -282,22 +283,7 @@ class RegionRatelimit {
   /**
    * Waits (polling at the window's reset) until a request is allowed or `timeout` ms pass.
    */
-  blockUntilReady = async (identifier, timeout) => {
-    // `!(timeout > 0)` also refuses NaN / undefined / non-numbers, which upstream's `<= 0` lets
-    // through into an endless wait.
-    if (!(timeout > 0)) throw new Error('timeout must be positive')
-    let res
-    const deadline = Date.now() + timeout
-    while (true) {
-      res = await this.limit(identifier)
-      if (res.success) break
-      if (res.reset === 0) throw new Error('This should not happen')
-      const wait = Math.min(res.reset, deadline) - Date.now()
-      await new Promise((r) => setTimeout(r, wait > 0 ? wait : 100))
-      if (Date.now() > deadline) break
-    }
-    return res
-  }
+  blockUntilReady = async (identifier, timeout) => blockUntilReady(this.limit, identifier, timeout)
 
   resetUsedTokens = async (identifier) => {
     await this.limiter().resetTokens(this.ctx, this.getKey(identifier))

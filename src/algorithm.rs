@@ -10,11 +10,9 @@ use ratelimit_core::algorithms::sliding_window::{SlidingWindow, SlidingWindowLim
 use ratelimit_core::algorithms::token_bucket::{
     TokenBucket, TokenBucketLimitReply, TokenBucketRemainingReply,
 };
-use ratelimit_core::algorithms::{LimitOutcome, RemainingOutcome, WindowRemainingReply};
-use ratelimit_core::duration::MAX_WINDOW_MS;
+use ratelimit_core::algorithms::WindowRemainingReply;
 use ratelimit_core::keys::ResetTarget;
 use ratelimit_core::scripts::{ScriptCall, RESET};
-use ratelimit_core::ReplyError;
 
 use std::sync::Arc;
 
@@ -24,6 +22,7 @@ use ratelimit_core::stores::memory_limiters as mem;
 use ratelimit_core::round_trip::{self, AnalyticsRecord, Extras, Protection};
 use ratelimit_core::stores::Reply;
 
+use crate::args::{clock, cost, limit_numbers, positive, remaining_numbers, reply_error, window};
 use crate::errors::{invalid_arg, store_error};
 use crate::store::{NativeStore, StoreKind};
 
@@ -60,55 +59,6 @@ impl From<ScriptCall> for ScriptInvocation {
     }
 }
 
-fn positive(name: &str, value: f64) -> Result<f64> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(invalid_arg(format!(
-            "ratelimit-native: {name} must be a positive, finite number, got {}",
-            js_display(value)
-        )))
-    }
-}
-
-fn window(name: &str, value: f64) -> Result<u64> {
-    if value.is_finite() && value >= 1.0 && value <= MAX_WINDOW_MS as f64 && value.fract() == 0.0 {
-        Ok(value as u64)
-    } else {
-        Err(invalid_arg(format!(
-            "ratelimit-native: {name} must be a whole number of milliseconds between 1 and 2^53-1, got {}",
-            js_display(value)
-        )))
-    }
-}
-
-fn js_display(value: f64) -> String {
-    ratelimit_core::num::js_number_string(value)
-}
-
-/// `Date.now()` from JS: the limiter's clock (fake timers included).
-pub(crate) fn clock(now: f64) -> Result<u64> {
-    if now.is_finite() && now >= 0.0 {
-        Ok(now as u64)
-    } else {
-        Err(invalid_arg(format!(
-            "ratelimit-native: the clock (Date.now()) must be a non-negative time, got {}",
-            js_display(now)
-        )))
-    }
-}
-
-fn cost(rate: f64) -> Result<f64> {
-    if rate.is_finite() {
-        Ok(rate)
-    } else {
-        Err(invalid_arg(format!(
-            "ratelimit-native: rate must be a finite number, got {}",
-            js_display(rate)
-        )))
-    }
-}
-
 /// Dynamic-limit keys, most specific first (absent = dynamic limits off).
 fn dynamic_refs(keys: &Option<Vec<String>>) -> Vec<&str> {
     keys.iter().flatten().map(String::as_str).collect()
@@ -123,25 +73,6 @@ fn wait_limit(wait_ms: Option<f64>) -> Option<std::time::Duration> {
 
 fn reply_values(reply: &[Option<f64>]) -> Vec<Option<i64>> {
     reply.iter().map(|v| v.map(|f| f as i64)).collect()
-}
-
-fn reply_error(err: ReplyError) -> Error {
-    Error::new(Status::GenericFailure, err.to_string())
-}
-
-/// `[success (1/0), limit, remaining, reset]`
-fn limit_numbers(o: LimitOutcome) -> Vec<f64> {
-    vec![
-        f64::from(u8::from(o.success)),
-        o.limit,
-        o.remaining,
-        o.reset,
-    ]
-}
-
-/// `[remaining, reset, limit]`
-fn remaining_numbers(o: RemainingOutcome) -> Vec<f64> {
-    vec![o.remaining, o.reset, o.limit]
 }
 
 fn reset_call(target: ResetTarget) -> ScriptCall {

@@ -3,6 +3,7 @@
 //! hand-written `index.js` / `index.d.ts`.
 
 mod algorithm;
+mod args;
 mod errors;
 mod multi_region;
 mod rest_server;

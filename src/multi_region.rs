@@ -11,14 +11,13 @@ use ratelimit_core::algorithms::multi_region::{
     sync_plan, HashFields, MultiFixedWindow, MultiSlidingWindow, MultiSlidingWindowLimitReply,
 };
 use ratelimit_core::algorithms::{LimitOutcome, RemainingOutcome};
-use ratelimit_core::duration::MAX_WINDOW_MS;
 use ratelimit_core::keys::{self, ResetTarget};
 use ratelimit_core::num::js_number_string;
 use ratelimit_core::scripts::{ScriptCall, RESET};
 use ratelimit_core::stores::Reply;
-use ratelimit_core::ReplyError;
 
-use crate::algorithm::{clock, ScriptInvocation};
+use crate::algorithm::ScriptInvocation;
+use crate::args::{clock, cost, limit_numbers, positive, remaining_numbers, reply_error, window};
 use crate::errors::{invalid_arg, store_error};
 use crate::store::{NativeStore, StoreKind};
 
@@ -31,62 +30,6 @@ enum Kind {
 #[napi]
 pub struct NativeMultiRegionAlgorithm {
     kind: Kind,
-}
-
-fn js_display(value: f64) -> String {
-    js_number_string(value)
-}
-
-fn positive(name: &str, value: f64) -> Result<f64> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(invalid_arg(format!(
-            "ratelimit-native: {name} must be a positive, finite number, got {}",
-            js_display(value)
-        )))
-    }
-}
-
-fn window(name: &str, value: f64) -> Result<u64> {
-    if value.is_finite() && value >= 1.0 && value <= MAX_WINDOW_MS as f64 && value.fract() == 0.0 {
-        Ok(value as u64)
-    } else {
-        Err(invalid_arg(format!(
-            "ratelimit-native: {name} must be a whole number of milliseconds between 1 and 2^53-1, got {}",
-            js_display(value)
-        )))
-    }
-}
-
-fn cost(rate: f64) -> Result<f64> {
-    if rate.is_finite() {
-        Ok(rate)
-    } else {
-        Err(invalid_arg(format!(
-            "ratelimit-native: rate must be a finite number, got {}",
-            js_display(rate)
-        )))
-    }
-}
-
-fn reply_error(err: ReplyError) -> Error {
-    Error::new(Status::GenericFailure, err.to_string())
-}
-
-/// `[success (1/0), limit, remaining, reset]`
-fn limit_numbers(o: LimitOutcome) -> Vec<f64> {
-    vec![
-        f64::from(u8::from(o.success)),
-        o.limit,
-        o.remaining,
-        o.reset,
-    ]
-}
-
-/// `[remaining, reset, limit]`
-fn remaining_numbers(o: RemainingOutcome) -> Vec<f64> {
-    vec![o.remaining, o.reset, o.limit]
 }
 
 /// A reply as a JS client handed it back → a store reply. Numbers keep their JS text

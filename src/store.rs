@@ -201,7 +201,7 @@ impl NativeStore {
     pub fn command_now(&self, parts: Vec<String>, now: f64) -> Result<serde_json::Value> {
         match &self.kind {
             StoreKind::Memory(store) => store
-                .command(&parts, crate::algorithm::clock(now)?)
+                .command(&parts, crate::args::clock(now)?)
                 .map(|r| reply_to_json(&r))
                 .map_err(store_error),
             StoreKind::UpstashRest(_) => Err(Error::new(
