@@ -84,7 +84,9 @@ describe('no token in errors', () => {
   test('unreachable server (connection refused), token also in the URL query and userinfo', async (t) => {
     const port = await freePort()
     for (const url of [`http://127.0.0.1:${port}`, `http://127.0.0.1:${port}/?token=${TOKEN}`, `http://user:${PASSWORD}@127.0.0.1:${port}`]) {
-      const { open, closed } = await outcomes(new Redis({ url, token: TOKEN }))
+      // No timeout: a refused connection is retried for ~0.8 s and then reported (with a
+      // timeout it would be retried until the caller's timeout answer instead).
+      const { open, closed } = await outcomes(new Redis({ url, token: TOKEN }), { timeout: 0 })
       t.diagnostic(open.error?.message)
       assert.match(open.error.message, new RegExp(`127\\.0\\.0\\.1:${port}`))
       assertClean(open, url)
@@ -129,7 +131,8 @@ describe('no token in errors', () => {
         res.end(`<html><body><h1>${status}</h1><p>Something went wrong.</p></body></html>`)
       })
       try {
-        const { open, closed } = await outcomes(new Redis({ url: srv.url, token: TOKEN }))
+        // No timeout: a 502 (never ran) would otherwise be retried until the timeout answer.
+        const { open, closed } = await outcomes(new Redis({ url: srv.url, token: TOKEN }), { timeout: 0 })
         t.diagnostic(`${status}: ${open.error?.message}`)
         assert.ok(open.error)
         assertClean(open, `HTML ${status}`)
