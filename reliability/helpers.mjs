@@ -21,7 +21,7 @@ export const { Ratelimit, Redis } = require('..')
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const live = new Set()
-process.on('exit', () => {
+function killAll() {
   for (const child of live) {
     try {
       process.kill(child.pid, 'SIGCONT')
@@ -30,7 +30,15 @@ process.on('exit', () => {
       process.kill(child.pid, 'SIGKILL')
     } catch {}
   }
-})
+}
+process.on('exit', killAll)
+// A file ended by the runner's timeout gets a signal, and 'exit' handlers do not run then.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.once(signal, () => {
+    killAll()
+    process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGHUP' ? 1 : 15))
+  })
+}
 
 function track(child) {
   live.add(child)

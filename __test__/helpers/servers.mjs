@@ -12,13 +12,22 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const live = new Set()
-process.on('exit', () => {
+function killAll() {
   for (const child of live) {
     try {
       child.kill('SIGKILL')
     } catch {}
   }
-})
+}
+process.on('exit', killAll)
+// The test runner ends a file that overruns its timeout with a signal, and 'exit' handlers do
+// not run then: without this, that file's servers would outlive it.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+  process.once(signal, () => {
+    killAll()
+    process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGHUP' ? 1 : 15))
+  })
+}
 
 export function freePort() {
   return new Promise((resolve, reject) => {
