@@ -21,12 +21,12 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import { createRequire } from 'node:module'
-import net from 'node:net'
 import { after, afterEach, before, describe, test } from 'node:test'
 import { Analytics as UpstreamAnalytics, Ratelimit as UpstreamRatelimit } from '@upstash/ratelimit'
 import { Redis as UpstashRedis } from '@upstash/redis'
 import { Analytics, IpDenyList, Ratelimit, Redis } from '../index.js'
 import { startStack } from './helpers/servers.mjs'
+import { redisBatch } from './helpers/direct-redis.mjs'
 
 const require = createRequire(import.meta.url)
 const { getIpListTTL } = require('../lib/ip-deny-list.js')
@@ -72,79 +72,6 @@ async function warm(rl, t) {
 
 // --- direct redis-server access (RESP) ---------------------------------------------------------
 
-const INCOMPLETE = Symbol('incomplete')
-function parseReplies(buf, count) {
-  let i = 0
-  const line = () => {
-    const end = buf.indexOf('\r\n', i)
-    if (end < 0) throw INCOMPLETE
-    const s = buf.toString('utf8', i, end)
-    i = end + 2
-    return s
-  }
-  const value = () => {
-    const l = line()
-    const rest = l.slice(1)
-    switch (l[0]) {
-      case '+':
-        return rest
-      case '-':
-        return { error: rest }
-      case ':':
-        return Number(rest)
-      case '$': {
-        const n = Number(rest)
-        if (n < 0) return null
-        if (buf.length < i + n + 2) throw INCOMPLETE
-        const s = buf.toString('utf8', i, i + n)
-        i += n + 2
-        return s
-      }
-      case '*': {
-        const n = Number(rest)
-        if (n < 0) return null
-        const out = []
-        for (let k = 0; k < n; k++) out.push(value())
-        return out
-      }
-      default:
-        throw new Error(`unexpected RESP reply: ${JSON.stringify(l)}`)
-    }
-  }
-  const out = []
-  try {
-    for (let k = 0; k < count; k++) out.push(value())
-  } catch (e) {
-    if (e === INCOMPLETE) return null
-    throw e
-  }
-  return out
-}
-
-function redisBatch(redis, commands, timeoutMs = 5000) {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(redis.port, '127.0.0.1')
-    const encode = (parts) => `*${parts.length}\r\n` + parts.map((p) => `$${Buffer.byteLength(String(p))}\r\n${p}\r\n`).join('')
-    let buf = Buffer.alloc(0)
-    const timer = setTimeout(() => {
-      socket.destroy()
-      reject(new Error('direct redis command timed out'))
-    }, timeoutMs)
-    socket.on('error', (err) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-    socket.on('connect', () => socket.write(encode(['AUTH', redis.password]) + commands.map(encode).join('')))
-    socket.on('data', (chunk) => {
-      buf = Buffer.concat([buf, chunk])
-      const replies = parseReplies(buf, commands.length + 1)
-      if (!replies) return
-      clearTimeout(timer)
-      socket.end()
-      resolve(replies.slice(1))
-    })
-  })
-}
 const redisOne = async (...args) => (await redisBatch(stack.redis, [args]))[0]
 
 /** `INFO commandstats` → calls per command name (lower case). */

@@ -15,6 +15,7 @@
 // - `resetUsedTokens` resolves once every region has finished (upstream does not wait);
 // - a rejected `pending` is never an unhandled rejection by itself.
 
+const { timeoutResponse, quietPending, warnAnalytics } = require('./responses')
 const { blockUntilReady } = require('./block-until-ready')
 const native = require('./native')
 const { nativeStoreFor } = require('./redis')
@@ -25,7 +26,6 @@ const telemetry = require('./telemetry')
 const DEFAULT_PREFIX = '@upstash/ratelimit'
 const DEFAULT_TIMEOUT_MS = 5000
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-const noop = () => {}
 
 /** A 16-character request id from Math.random, over upstream's alphabet. */
 function requestId() {
@@ -37,14 +37,6 @@ function requestId() {
 function parseWindow(window) {
   if (typeof window !== 'string') throw new Error(`Unable to parse window size: ${window}`)
   return native.parseDuration(window)
-}
-
-/** `pending` may reject (a region failed); whoever awaits it still sees that, but an ignored
- * `pending` must not become an unhandled rejection. The handler goes on a derived promise. */
-function quietPending(response) {
-  const pending = response?.pending
-  if (pending && typeof pending.catch === 'function') pending.catch(noop)
-  return response
 }
 
 function memoryStoreError() {
@@ -196,27 +188,6 @@ function validateConfig(config) {
   if (cache !== undefined && cache !== false && !(cache instanceof Map)) {
     throw new TypeError('ratelimit-native: `ephemeralCache` must be a Map, false, or left out')
   }
-}
-
-function timeoutResponse() {
-  return { success: true, limit: 0, remaining: 0, reset: 0, pending: Promise.resolve(), reason: 'timeout' }
-}
-
-function warnAnalytics(error) {
-  let message = 'Failed to record analytics'
-  if (`${error}`.includes('WRONGTYPE')) {
-    message = `
-    Failed to record analytics. See the information below:
-
-    This can occur when you uprade to Ratelimit version 1.1.2
-    or later from an earlier version.
-
-    This occurs simply because the way we store analytics data
-    has changed. To avoid getting this error, disable analytics
-    for *an hour*, then simply enable it back.\n
-    `
-  }
-  console.warn(message, error)
 }
 
 class MultiRegionRatelimit {

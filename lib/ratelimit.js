@@ -3,6 +3,7 @@
 // arrow functions, as upstream, so `const { limit } = ratelimit` works; every method that returns
 // a Promise rejects instead of throwing.
 
+const { timeoutResponse, quietPending, warnAnalytics } = require('./responses')
 const { blockUntilReady } = require('./block-until-ready')
 const algorithms = require('./algorithms')
 const { EphemeralCache } = require('./cache')
@@ -12,10 +13,6 @@ const telemetry = require('./telemetry')
 
 const DEFAULT_PREFIX = '@upstash/ratelimit'
 const DEFAULT_TIMEOUT_MS = 5000
-
-function timeoutResponse() {
-  return { success: true, limit: 0, remaining: 0, reset: 0, pending: Promise.resolve(), reason: 'timeout' }
-}
 
 /**
  * `failClosed: true`: when the store times out or fails, refuse instead of admitting. `reason`
@@ -29,33 +26,8 @@ function failClosedResponse(error) {
   return response
 }
 
-/** `pending` may reject (a background write failed); callers who await it still see that, but
- * an ignored `pending` must not crash the process with an unhandled rejection. */
-function quietPending(response) {
-  const { pending } = response
-  if (pending && typeof pending.catch === 'function') pending.catch(() => {})
-  return response
-}
-
 /** Responses whose analytics write already happened inside the limit script. */
 const analyticsWritten = new WeakSet()
-
-function warnAnalytics(error) {
-  let message = 'Failed to record analytics'
-  if (`${error}`.includes('WRONGTYPE')) {
-    message = `
-    Failed to record analytics. See the information below:
-
-    This can occur when you uprade to Ratelimit version 1.1.2
-    or later from an earlier version.
-
-    This occurs simply because the way we store analytics data
-    has changed. To avoid getting this error, disable analytics
-    for *an hour*, then simply enable it back.\n
-    `
-  }
-  console.warn(message, error)
-}
 
 let denyListScript
 function denyListCheckScript() {
