@@ -14,6 +14,13 @@
 // `cargo install cargo-zigbuild` on first use). It never writes into the repository root, so the
 // host build (`ratelimit-native.<host>.node`, used by the tests) is never replaced.
 //
+// macOS without an SDK: rustls-platform-verifier (via reqwest) links Apple's Security and
+// CoreFoundation frameworks, and zig ships no frameworks. Unless SDKROOT names a real SDK, the
+// script links against text stubs (.tbd: install name + exported symbol names, Apple's own format
+// for SDK stubs) it writes from MACOS_FRAMEWORK_SYMBOLS, then checks with llvm-nm that every
+// framework symbol the binary imports is bound to its framework (two-level namespace), exactly
+// as an SDK link would bind it. A symbol missing from the list fails the build by name.
+//
 // Not part of CI (.ci/run): real release binaries come from the GitHub workflow
 // (.github/workflows/release.yml). This script proves that the cross targets compile and link
 // (rustls + ring included) and gives binaries to inspect. See docs/RELEASING.md.
@@ -35,6 +42,23 @@ const SUFFIX = {
   'x86_64-apple-darwin': 'darwin-x64',
   'aarch64-apple-darwin': 'darwin-arm64',
   'x86_64-pc-windows-msvc': 'win32-x64-msvc',
+}
+
+// The framework symbols the addon imports on macOS (all from rustls-platform-verifier through
+// security-framework and core-foundation), by framework. Listed so that the stub frameworks bind
+// them; verified after every link (see verifyMacosImports).
+const MACOS_FRAMEWORK_SYMBOLS = {
+  CoreFoundation: [
+    '_CFArrayCreate', '_CFDataCreate', '_CFDateCreate', '_CFErrorCopyDescription', '_CFErrorGetCode',
+    '_CFRelease', '_CFStringCreateWithBytes', '_CFStringGetBytes', '_CFStringGetCStringPtr',
+    '_CFStringGetLength', '_kCFAbsoluteTimeIntervalSince1970', '_kCFAllocatorDefault', '_kCFTypeArrayCallBacks',
+  ],
+  Security: [
+    '_SecCertificateCopySubjectSummary', '_SecCertificateCreateWithData', '_SecCopyErrorMessageString',
+    '_SecPolicyCreateSSL', '_SecTrustCreateWithCertificates', '_SecTrustEvaluateWithError',
+    '_SecTrustSetAnchorCertificates', '_SecTrustSetAnchorCertificatesOnly', '_SecTrustSetOCSPResponse',
+    '_SecTrustSetVerifyDate',
+  ],
 }
 
 const log = (msg) => process.stderr.write(`[build:cross] ${msg}\n`)
@@ -129,10 +153,67 @@ function ensureRustTargets(targets, opts) {
   }
 }
 
+/** Writes <dir>/<Name>.framework/<Name>.tbd for each framework and returns <dir>. */
+function writeMacosFrameworkStubs(dir) {
+  for (const [name, symbols] of Object.entries(MACOS_FRAMEWORK_SYMBOLS)) {
+    const fw = join(dir, `${name}.framework`)
+    mkdirSync(fw, { recursive: true })
+    const targets = '[ arm64-macos, x86_64-macos ]'
+    writeFileSync(
+      join(fw, `${name}.tbd`),
+      [
+        '--- !tapi-tbd',
+        'tbd-version:     4',
+        `targets:         ${targets}`,
+        `install-name:    '/System/Library/Frameworks/${name}.framework/Versions/A/${name}'`,
+        'exports:',
+        `  - targets:         ${targets}`,
+        `    symbols:         [ ${symbols.join(', ')} ]`,
+        '...',
+        '',
+      ].join('\n'),
+    )
+  }
+  return dir
+}
+
+/** llvm-nm: the system one, else the Rust toolchain's (rustup component llvm-tools). */
+function findLlvmNm(opts) {
+  if (capture('llvm-nm', ['--version'])) return 'llvm-nm'
+  const sysroot = capture('rustc', ['--print', 'sysroot'])
+  const bundled = sysroot && join(sysroot, 'lib', 'rustlib', hostTriple(), 'bin', 'llvm-nm')
+  if (bundled && !existsSync(bundled)) run('rustup', ['component', 'add', 'llvm-tools'], opts)
+  return bundled && existsSync(bundled) ? bundled : null
+}
+
+/**
+ * Every symbol the Mach-O binary imports must be bound to a library ("(from X)"), except N-API's
+ * (napi-rs resolves those from the host process at load time). An unbound framework symbol
+ * would be looked up in the flat namespace at run time; refuse that and name the symbol.
+ */
+function verifyMacosImports(file, nm) {
+  const out = capture(nm, ['-m', '-u', file])
+  if (out === null) return { ok: false, note: 'llvm-nm could not read the binary' }
+  const unbound = []
+  const from = {}
+  for (const line of out.split('\n')) {
+    const m = /external (\S+)(?: \(from (\S+)\))?/.exec(line)
+    if (!m) continue
+    if (m[2]) from[m[2]] = (from[m[2]] ?? 0) + 1
+    else if (!m[1].startsWith('_napi_')) unbound.push(m[1])
+  }
+  if (unbound.length) return { ok: false, note: `imports not bound to a library (add them to MACOS_FRAMEWORK_SYMBOLS): ${unbound.join(' ')}` }
+  const exported = /\b_napi_register_module_v1\b/.test(capture(nm, ['-g', '--defined-only', file]) ?? '')
+  if (!exported) return { ok: false, note: 'napi_register_module_v1 is not exported' }
+  return { ok: true, imports: from, exports_napi_register_module_v1: true }
+}
+
 function describe(file) {
   const info = { file: relative(ROOT, file), bytes: statSync(file).size, file_output: capture('file', ['-b', file]) }
   const dyn = capture('readelf', ['-d', '--wide', file])
   if (dyn) info.needed = [...dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1])
+  const dylibs = info.file_output?.startsWith('Mach-O') ? capture('llvm-objdump', ['--macho', '--dylibs-used', file]) : null
+  if (dylibs) info.dylibs = dylibs.split('\n').slice(1).map((l) => l.trim().replace(/ \(compatibility.*$/, ''))
   const dynsyms = capture('readelf', ['--dyn-syms', '--wide', file])
   if (dynsyms) info.exports_napi_register_module_v1 = /\bnapi_register_module_v1\b/.test(dynsyms)
   if (dynsyms) {
@@ -161,7 +242,15 @@ async function main() {
     // macOS floor: 10.13 for x64 (the napi-rs template's value), 11.0 for arm64 (the first macOS
     // on Apple Silicon). zig needs a valid one: with aarch64-macos.10.13 it provides no libc
     // headers and ring's C code fails on 'TargetConditionals.h' file not found.
-    if (triple.endsWith('apple-darwin')) env.MACOSX_DEPLOYMENT_TARGET ??= triple.startsWith('aarch64') ? '11.0' : '10.13'
+    const apple = triple.endsWith('apple-darwin')
+    if (apple) {
+      env.MACOSX_DEPLOYMENT_TARGET ??= triple.startsWith('aarch64') ? '11.0' : '10.13'
+      // The binary's own install name: a neutral @rpath one instead of this machine's build path.
+      const linkArgs = [`-Wl,-install_name,@rpath/${BINARY}.${suffix}.node`]
+      if (!env.SDKROOT && !opts.dryRun) linkArgs.push(`-F${writeMacosFrameworkStubs(join(ROOT, 'target', 'cross', 'macos-framework-stubs'))}`)
+      const key = `CARGO_TARGET_${baseTriple(triple).toUpperCase().replaceAll('-', '_')}_RUSTFLAGS`
+      env[key] = [env[key], ...linkArgs.map((a) => `-C link-arg=${a}`)].filter(Boolean).join(' ')
+    }
     const t0 = Date.now()
     const args = ['build', '--platform', '--release', '-x', '--target', triple, '--output-dir', outDir, '--no-js', '--dts', 'native.d.cts']
     // The host's own triple built with zig gets its own cargo target dir, so that it never
@@ -172,17 +261,17 @@ async function main() {
     const file = join(outDir, `${BINARY}.${suffix}.node`)
     if (opts.dryRun) continue
     if (status === 0 && existsSync(file)) {
-      results.push({ target: triple, ok: true, seconds, ...describe(file) })
-    } else if (triple.endsWith('apple-darwin') && !env.SDKROOT && /unable to find system framework/.test(output)) {
-      // Everything compiled (ring's C and assembly included); only the final link failed, because
-      // rustls-platform-verifier links the Security and CoreFoundation frameworks, which only a
-      // macOS SDK provides. Not a code failure: macOS binaries are built on macOS runners.
-      const frameworks = [...new Set([...output.matchAll(/unable to find system framework "(\w+)"/g)].map((m) => m[1]))]
-      results.push({ target: triple, ok: true, linked: false, seconds, note: `compiled; not linked: the ${frameworks.join(' and ')} frameworks need a macOS SDK (set SDKROOT to one to link)` })
+      const result = { target: triple, ok: true, seconds, ...describe(file) }
+      if (apple) {
+        const nm = findLlvmNm(opts)
+        const check = nm ? verifyMacosImports(file, nm) : { ok: false, note: 'llvm-nm not found (install llvm, or `rustup component add llvm-tools`)' }
+        Object.assign(result, { ok: check.ok, linked_with: env.SDKROOT ? `SDK ${env.SDKROOT}` : 'framework stubs', ...check })
+      }
+      results.push(result)
     } else {
       results.push({ target: triple, ok: false, seconds, exit: status })
     }
-    log(`${triple}: ${status === 0 ? 'ok' : results.at(-1).ok ? 'compiled, not linked (no macOS SDK)' : `FAILED (exit ${status})`} in ${seconds}s`)
+    log(`${triple}: ${results.at(-1).ok ? 'ok' : `FAILED (exit ${status})`} in ${seconds}s`)
   }
   if (opts.dryRun) return 0
 
@@ -198,16 +287,19 @@ async function main() {
   writeFileSync(summaryPath, `${JSON.stringify({ ...summary, targets: latest }, null, 2)}\n`)
   process.stdout.write('\ntarget                          result   time   size       file\n')
   for (const r of results) {
-    const built = r.ok && r.linked !== false
+    const built = r.bytes !== undefined
     const size = built ? `${(r.bytes / 1048576).toFixed(2)} MiB` : '-'
-    const result = !r.ok ? 'FAILED' : built ? 'ok' : 'no-link'
+    const result = r.ok ? 'ok' : 'FAILED'
     process.stdout.write(
       `${r.target.padEnd(31)} ${result.padEnd(8)} ${`${r.seconds}s`.padEnd(6)} ${size.padEnd(10)} ${built ? r.file : ''}\n`,
     )
     if (built) {
       process.stdout.write(`    ${r.file_output}\n`)
       if (r.needed) process.stdout.write(`    NEEDED: ${r.needed.join(', ')}${r.glibc_floor ? `; GLIBC floor ${r.glibc_floor}` : ''}; exports napi_register_module_v1: ${r.exports_napi_register_module_v1}\n`)
-    } else if (r.note) process.stdout.write(`    ${r.note}\n`)
+      if (r.dylibs) process.stdout.write(`    dylibs: ${r.dylibs.join(', ')}\n`)
+      if (r.imports) process.stdout.write(`    imports bound by library: ${Object.entries(r.imports).map(([lib, n]) => `${lib} ${n}`).join(', ')} (linked with ${r.linked_with}); exports napi_register_module_v1: ${r.exports_napi_register_module_v1}\n`)
+    }
+    if (r.note) process.stdout.write(`    ${r.note}\n`)
   }
   process.stdout.write(`summary: ${relative(ROOT, join(opts.out, 'summary.json'))}, total ${summary.total_seconds}s\n`)
   return results.every((r) => r.ok) ? 0 : 1
