@@ -8,8 +8,9 @@ run "ratelimit-native serve --help" for every flag and its environment variable`
 
 async function serve(args) {
   // A server handles many connections at once: give its runtime two worker threads (the addon's
-  // default of one suits a limiter inside an app). Read once, when the addon loads.
-  process.env.RATELIMIT_NATIVE_THREADS ??= '2'
+  // default of one suits a limiter inside an app), or one when the process may use only one CPU
+  // (e.g. `taskset -c 1`), where a second worker only adds wakeups. Read once, when the addon loads.
+  process.env.RATELIMIT_NATIVE_THREADS ??= String(Math.min(2, require('node:os').availableParallelism()))
   const native = require('../lib/native')
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(native.restServerHelp())

@@ -3,7 +3,7 @@
 // arrow functions, as upstream, so `const { limit } = ratelimit` works; every method that returns
 // a Promise rejects instead of throwing.
 
-const { timeoutResponse, quietPending, warnAnalytics } = require('./responses')
+const { timeoutResponse, quietPending, warnAnalytics, droppedAtTimeout } = require('./responses')
 const { blockUntilReady } = require('./block-until-ready')
 const algorithms = require('./algorithms')
 const { EphemeralCache } = require('./cache')
@@ -128,16 +128,27 @@ class RegionRatelimit {
     let timeoutId = null
     try {
       let work = this.#limitAndProtect(identifier, req)
-      if (this.failClosed) work = work.catch((error) => failClosedResponse(error))
-      let response
+      let timedOut
+      let timer = null
       if (this.timeout > 0) {
-        let timedOut
-        const timer = new Promise((resolve) => {
+        timer = new Promise((resolve) => {
           timeoutId = setTimeout(() => {
             timedOut = this.failClosed ? failClosedResponse() : timeoutResponse()
             resolve(timedOut)
           }, this.timeout)
         })
+        // The native queue drops a call whose caller's timeout has passed (never sent, never
+        // counted). That notice can beat this timer (the native deadline starts a few µs
+        // earlier, timers run late under load, fake timers never run): the answer is still the
+        // timeout one. Not marked as written: nothing ran, so analytics records this answer.
+        work = work.catch((error) => {
+          if (!droppedAtTimeout(error)) throw error
+          return this.failClosed ? failClosedResponse() : timeoutResponse()
+        })
+      }
+      if (this.failClosed) work = work.catch((error) => failClosedResponse(error))
+      let response
+      if (timer) {
         response = await Promise.race([work, timer])
         // The script still running carries the analytics write of the real outcome; recording
         // the timeout answer too would count the call twice.

@@ -15,12 +15,17 @@ const native = require('./native')
  * loop's next check phase (`setImmediate`). By then every call issued in this turn has been
  * queued — including the continuations of all replies delivered in this turn's poll phase, which
  * Node runs one callback at a time with microtasks drained in between (so a microtask flush
- * would send them one by one). So a burst shares one HTTP request, like @upstash/redis'
- * auto-pipelining. The real `setImmediate` is captured here so fake timers cannot stall it; the
+ * would send them one by one). So a burst shares HTTP requests (FLUSH_AT calls each), like
+ * @upstash/redis' auto-pipelining. The real `setImmediate` is captured here so fake timers cannot stall it; the
  * native client also flushes by itself after 1 ms as a safety net.
  */
 const storeOf = new WeakMap()
 const scheduleFlush = setImmediate
+// A turn that issues many calls sends them in requests of this many, each as soon as it is full,
+// so the REST server works on the first request while this thread still issues the rest (the
+// client and the server overlap instead of taking turns). Measured at c=64 on 2 cores: one
+// request per turn 94k calls/s, 16 per request 127k, 32 146k, 48 112k.
+const FLUSH_AT = 32
 const keepAliveTimer = setInterval
 
 /**
@@ -75,12 +80,17 @@ function remember(redis, native) {
   if (native) {
     const sync = native.synchronous
     let scheduled = false
+    let queued = 0
     const flush = () => {
       scheduled = false
+      queued = 0
       native.flush()
     }
     const flushSoon = () => {
-      if (!scheduled) {
+      if (++queued >= FLUSH_AT) {
+        queued = 0
+        native.flush()
+      } else if (!scheduled) {
         scheduled = true
         scheduleFlush(flush)
       }

@@ -30,4 +30,10 @@ function warnAnalytics(error) {
   console.warn(message, error)
 }
 
-module.exports = { timeoutResponse, quietPending, warnAnalytics }
+/** The native queue's notice for a call dropped, unsent, because its caller's timeout passed
+ * (crates/ratelimit-core/src/stores/upstash_rest.rs). */
+function droppedAtTimeout(error) {
+  return typeof error?.message === 'string' && error.message.startsWith("not sent: the limiter's timeout passed")
+}
+
+module.exports = { timeoutResponse, quietPending, warnAnalytics, droppedAtTimeout }

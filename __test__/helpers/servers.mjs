@@ -146,10 +146,11 @@ export async function startRedis() {
  * Starts the project's REST server (`bin/ratelimit-native.js serve`) in its own process.
  * Returns { url, token, pid, process, stop() }.
  */
-export async function startRestServer({ redisUrl, token = randomBytes(16).toString('hex'), args = [] }) {
+export async function startRestServer({ redisUrl, token = randomBytes(16).toString('hex'), args = [], env = process.env }) {
   const child = track(
     spawn(process.execPath, [join(ROOT, 'bin', 'ratelimit-native.js'), 'serve', ...(args.includes('--port') ? [] : ['--port', '0']), '--redis', redisUrl, '--token', token, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env,
     }),
   )
   let stderr = ''

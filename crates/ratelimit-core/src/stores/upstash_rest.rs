@@ -447,7 +447,6 @@ fn fail_all(calls: Vec<Call>, err: StoreError) {
     }
 }
 
-/// POSTs one pipeline, re-sending it while the failure shows it never ran.
 /// POSTs one pipeline, re-sending it while the failure shows it never ran: on the fixed
 /// schedule, or — when every call in it has a caller deadline — for as long as one of those
 /// callers still waits (so a Redis restart shorter than the limiter's timeout reaches no caller
