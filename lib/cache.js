@@ -11,6 +11,7 @@
 // refuse). A Map the user passes in is swept but never capped: it is theirs.
 
 const DEFAULT_MAX_ENTRIES = 100_000
+const NOT_BLOCKED = Object.freeze({ blocked: false, reset: 0 })
 
 class EphemeralCache {
   constructor(map, { maxEntries = Infinity } = {}) {
@@ -46,8 +47,10 @@ class EphemeralCache {
   }
 
   isBlocked(identifier) {
-    if (!this.cache.has(identifier)) return { blocked: false, reset: 0 }
+    // Nothing blocked (the usual case under a limit nobody exceeds): no hashing of the key.
+    if (this.cache.size === 0) return NOT_BLOCKED
     const reset = this.cache.get(identifier)
+    if (reset === undefined && !this.cache.has(identifier)) return NOT_BLOCKED
     if (reset < Date.now()) {
       this.cache.delete(identifier)
       return { blocked: false, reset: 0 }

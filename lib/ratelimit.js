@@ -306,7 +306,9 @@ class RegionRatelimit {
     return `${this.prefix}:dynamic:id:${identifier}`
   }
 
-  getKey = (identifier) => [this.prefix, identifier].join(':')
+  // Upstream joins with Array#join (null and undefined become ""); a string, the usual case,
+  // takes the cheaper concatenation with the same result.
+  getKey = (identifier) => (typeof identifier === 'string' ? `${this.prefix}:${identifier}` : [this.prefix, identifier].join(':'))
 
   static fixedWindow = algorithms.fixedWindow
   static slidingWindow = algorithms.slidingWindow

@@ -24,6 +24,7 @@ use ratelimit_core::stores::Reply;
 
 use crate::args::{clock, cost, limit_numbers, positive, remaining_numbers, reply_error, window};
 use crate::errors::{invalid_arg, store_error};
+use crate::short_str::ShortStr;
 use crate::store::{NativeStore, StoreKind};
 
 #[derive(Debug, Clone, Copy)]
@@ -557,7 +558,7 @@ impl NativeAlgorithm {
         &self,
         store: &NativeStore,
         id: u32,
-        key: String,
+        #[napi(ts_arg_type = "string")] key: ShortStr,
         now: f64,
         rate: f64,
         dynamic_keys: Option<Vec<String>>,
@@ -600,7 +601,7 @@ impl NativeAlgorithm {
         &self,
         store: &NativeStore,
         id: u32,
-        key: String,
+        #[napi(ts_arg_type = "string")] key: ShortStr,
         now: f64,
         rate: f64,
         dynamic_keys: Option<Vec<String>>,
@@ -688,7 +689,7 @@ pub fn memory_limit(
     a: f64,
     b: f64,
     c: f64,
-    key: String,
+    #[napi(ts_arg_type = "string")] key: ShortStr,
     now: f64,
     rate: f64,
     mut out: Float64ArraySlice,

@@ -7,6 +7,7 @@ mod args;
 mod errors;
 mod multi_region;
 mod rest_server;
+mod short_str;
 mod store;
 
 pub use algorithm::*;

@@ -14,6 +14,11 @@
 //! - a cap on the number of keys (`max_keys`): inserting a new key into a full store first sweeps
 //!   synchronously; if every entry is still live, the call fails with [`StoreError::Full`]
 //!   rather than evicting live limits (which would let callers reset their own limits).
+//!
+//! Two tables: window counters (`<prefix>:<identifier>:<window>`, nearly every key a limiter
+//! writes) live in a compact one keyed by hash (see [`crate::stores::window_key`]: 40 bytes a
+//! slot, no key allocation); every other key (token buckets, dynamic limits, text) in one keyed
+//! by its text. A window-shaped key is looked up in the compact table first.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -23,6 +28,7 @@ use dashmap::DashMap;
 
 use crate::algorithms::{BucketState, BucketWrite, CounterWrite};
 use crate::num::lua_tonumber;
+use crate::stores::window_key::{BuildFoldHasher, WindowKey, WindowKeys};
 use crate::stores::{Reply, StoreError};
 
 /// Default cap: about 100 MB of limiter state.
@@ -55,8 +61,32 @@ fn expiry(now: u64, ttl_ms: u64) -> u64 {
     now.saturating_add(ttl_ms).max(1)
 }
 
+/// A window counter: its value and its expiry (Unix ms; 0 = no TTL).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct WindowCounter {
+    count: i64,
+    expires_at: u64,
+}
+
+impl WindowCounter {
+    fn live(&self, now: u64) -> bool {
+        self.expires_at == 0 || now < self.expires_at
+    }
+}
+
 pub struct MemoryStore {
+    /// Window counters, by hashed key.
+    windows: DashMap<WindowKey, WindowCounter, BuildFoldHasher>,
+    window_keys: WindowKeys,
+    /// Every other key, by its text.
     map: DashMap<Box<str>, Entry>,
+    /// At least the number of keys held (new keys add one; removals do not subtract), reset to
+    /// the exact count by every sweep and whenever it reaches `max_keys`. The cap check reads
+    /// it instead of counting: `DashMap::len` locks every shard of both tables.
+    keys_bound: AtomicUsize,
+    /// Whether `map` may hold a window-shaped key (only a SET writes one there): until then,
+    /// window reads by compact key need not look at it.
+    text_window_keys: AtomicBool,
     max_keys: AtomicUsize,
     writes_since_sweep: AtomicUsize,
     sweep_after: AtomicUsize,
@@ -70,7 +100,11 @@ static GLOBAL: LazyLock<Arc<MemoryStore>> = LazyLock::new(|| MemoryStore::new(DE
 impl MemoryStore {
     pub fn new(max_keys: usize) -> Arc<MemoryStore> {
         Arc::new(MemoryStore {
+            windows: DashMap::with_hasher(BuildFoldHasher),
+            window_keys: WindowKeys::new(),
             map: DashMap::new(),
+            text_window_keys: AtomicBool::new(false),
+            keys_bound: AtomicUsize::new(0),
             max_keys: AtomicUsize::new(max_keys.max(1)),
             writes_since_sweep: AtomicUsize::new(0),
             sweep_after: AtomicUsize::new(MIN_WRITES_BETWEEN_SWEEPS),
@@ -94,23 +128,28 @@ impl MemoryStore {
 
     /// Keys currently held (expired ones included until swept).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.windows.len() + self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.windows.is_empty() && self.map.is_empty()
     }
 
     /// Removes every expired entry now.
     pub fn sweep(&self, now: u64) -> usize {
-        let before = self.map.len();
+        let before = self.len();
+        self.windows.retain(|_, e| e.live(now));
         self.map.retain(|_, e| e.live(now));
-        before.saturating_sub(self.map.len())
+        let after = self.len();
+        self.keys_bound.store(after, Ordering::Relaxed);
+        before.saturating_sub(after)
     }
 
     /// Forgets everything (tests).
     pub fn clear(&self) {
+        self.windows.clear();
         self.map.clear();
+        self.keys_bound.store(0, Ordering::Relaxed);
     }
 
     fn note_write(self: &Arc<Self>, now: u64) {
@@ -126,7 +165,7 @@ impl MemoryStore {
             store.sweep(store.latest_now.load(Ordering::Relaxed));
             store.writes_since_sweep.store(0, Ordering::Relaxed);
             store.sweep_after.store(
-                store.map.len().max(MIN_WRITES_BETWEEN_SWEEPS),
+                store.len().max(MIN_WRITES_BETWEEN_SWEEPS),
                 Ordering::Relaxed,
             );
             store.sweeping.store(false, Ordering::Release);
@@ -147,11 +186,16 @@ impl MemoryStore {
     /// Room for one more key, or `Full`. Must not be called while holding a shard lock.
     fn ensure_room(&self, now: u64) -> Result<(), StoreError> {
         let max_keys = self.max_keys();
-        if self.map.len() < max_keys {
+        if self.keys_bound.load(Ordering::Relaxed) < max_keys {
+            return Ok(());
+        }
+        let exact = self.len();
+        self.keys_bound.store(exact, Ordering::Relaxed);
+        if exact < max_keys {
             return Ok(());
         }
         self.sweep(now);
-        if self.map.len() < max_keys {
+        if self.len() < max_keys {
             Ok(())
         } else {
             Err(StoreError::Full { max_keys })
@@ -159,6 +203,16 @@ impl MemoryStore {
     }
 
     fn read(&self, key: &str, now: u64) -> Option<Value> {
+        if let Some(window) = self.window_keys.parse(key) {
+            let counter = self
+                .windows
+                .get(&window)
+                .filter(|c| c.live(now))
+                .map(|c| c.count);
+            if let Some(count) = counter {
+                return Some(Value::Counter(count));
+            }
+        }
         self.map
             .get(key)
             .filter(|e| e.live(now))
@@ -203,6 +257,9 @@ impl MemoryStore {
         now: u64,
         step: impl FnOnce(Option<i64>) -> Result<(Option<CounterWrite>, R), StoreError>,
     ) -> Result<R, StoreError> {
+        if let Some(window) = self.window_keys.parse(key) {
+            return self.update_window(window, now, step);
+        }
         self.update(key, now, |current| {
             let counter = match current {
                 Some(Entry {
@@ -221,6 +278,90 @@ impl MemoryStore {
             });
             Ok((write, out))
         })
+    }
+
+    /// The hashed form of a window counter's base (`<prefix>:<identifier>`): with
+    /// [`WindowKey::at`], the counter's key without building its text.
+    pub(crate) fn window_base(&self, base: &str) -> [u64; 2] {
+        self.window_keys.base(base)
+    }
+
+    /// [`Self::counter`] of `<base>:<window>` by compact key (`base` is the text of
+    /// `key`'s base, for the rare window-shaped text key a SET wrote).
+    pub(crate) fn window_count(&self, key: WindowKey, base: &str, now: u64) -> Option<i64> {
+        let count = self
+            .windows
+            .get(&key)
+            .filter(|c| c.live(now))
+            .map(|c| c.count);
+        if count.is_none() && self.text_window_keys.load(Ordering::Relaxed) {
+            return self.counter(&crate::keys::window_key(base, key.window()), now);
+        }
+        count
+    }
+
+    /// `update_counter` for a window counter: the same read-step-write under the key's shard
+    /// lock, in the compact table.
+    pub(crate) fn update_window<R>(
+        self: &Arc<Self>,
+        key: WindowKey,
+        now: u64,
+        step: impl FnOnce(Option<i64>) -> Result<(Option<CounterWrite>, R), StoreError>,
+    ) -> Result<R, StoreError> {
+        let written = |write: CounterWrite, kept: u64| WindowCounter {
+            count: write.counter,
+            expires_at: write.ttl_ms.map(|t| expiry(now, t)).unwrap_or(kept),
+        };
+        let mut step = Some(step);
+        // With room for a new key (the cap check is one atomic load), one probe of the table
+        // serves both cases. Near the cap, a live key is served first, without asking for room.
+        if self.keys_bound.load(Ordering::Relaxed) >= self.max_keys() {
+            if let Some(mut slot) = self.windows.get_mut(&key) {
+                if slot.live(now) {
+                    let run = step
+                        .take()
+                        .ok_or_else(|| StoreError::Internal("step reused".into()))?;
+                    let (write, out) = run(Some(slot.count))?;
+                    if let Some(write) = write {
+                        *slot = written(write, slot.expires_at);
+                        drop(slot);
+                        self.note_write(now);
+                    }
+                    return Ok(out);
+                }
+            }
+            // New (or expired) key: make room first, outside any shard lock.
+            self.ensure_room(now)?;
+        }
+        let run = step
+            .take()
+            .ok_or_else(|| StoreError::Internal("step reused".into()))?;
+        let out = match self.windows.entry(key) {
+            MapEntry::Occupied(mut occupied) => {
+                let live = occupied.get().live(now).then_some(*occupied.get());
+                let (write, out) = run(live.map(|c| c.count))?;
+                match write {
+                    Some(write) => {
+                        occupied.insert(written(write, live.map_or(0, |c| c.expires_at)));
+                    }
+                    None if live.is_none() => {
+                        occupied.remove();
+                    }
+                    None => {}
+                }
+                out
+            }
+            MapEntry::Vacant(vacant) => {
+                let (write, out) = run(None)?;
+                if let Some(write) = write {
+                    vacant.insert(written(write, 0));
+                    self.keys_bound.fetch_add(1, Ordering::Relaxed);
+                }
+                out
+            }
+        };
+        self.note_write(now);
+        Ok(out)
     }
 
     /// Runs `step` on the token bucket at `key` and applies its write, atomically for that key.
@@ -301,6 +442,7 @@ impl MemoryStore {
                 let (write, out) = run(None)?;
                 if let Some(entry) = write {
                     vacant.insert(entry);
+                    self.keys_bound.fetch_add(1, Ordering::Relaxed);
                 }
                 out
             }
@@ -311,14 +453,38 @@ impl MemoryStore {
 
     /// Deletes `key`; true when a live key was removed.
     pub fn delete(&self, key: &str, now: u64) -> bool {
-        self.map
+        let window = self
+            .window_keys
+            .parse(key)
+            .and_then(|w| self.windows.remove(&w))
+            .is_some_and(|(_, c)| c.live(now));
+        let text = self
+            .map
             .remove(key)
             .map(|(_, e)| e.live(now))
-            .unwrap_or(false)
+            .unwrap_or(false);
+        window || text
     }
 
-    /// Deletes every key for which `matches` is true; returns how many live keys went.
-    pub fn delete_where(&self, now: u64, matches: impl Fn(&str) -> bool) -> usize {
+    /// Deletes the window counters `<base>:<integer>` of one base (what a window algorithm's
+    /// reset deletes); returns how many live keys went.
+    pub fn delete_windows_of(&self, base: &str, now: u64) -> usize {
+        let hashed = self.window_keys.base(base);
+        let mut deleted = 0;
+        self.windows.retain(|k, c| {
+            if k.has_base(hashed) {
+                deleted += usize::from(c.live(now));
+                false
+            } else {
+                true
+            }
+        });
+        deleted + self.delete_where(now, |key| crate::keys::is_window_key_of(key, base))
+    }
+
+    /// Deletes every text-keyed entry for which `matches` is true; returns how many live keys
+    /// went. (Window counters are deleted by base: [`Self::delete_windows_of`].)
+    fn delete_where(&self, now: u64, matches: impl Fn(&str) -> bool) -> usize {
         let mut deleted = 0;
         self.map.retain(|k, e| {
             if matches(k) {
@@ -367,6 +533,11 @@ impl MemoryStore {
                     None
                 };
                 let value: Box<str> = parts[2].as_str().into();
+                // SET replaces whatever the key held, a window counter included.
+                if let Some(window) = self.window_keys.parse(&parts[1]) {
+                    self.text_window_keys.store(true, Ordering::Relaxed);
+                    self.windows.remove(&window);
+                }
                 self.update(&parts[1], now, |_| {
                     Ok((
                         Some(Entry {
@@ -458,6 +629,55 @@ mod tests {
             store.len() < 20_000,
             "{} keys left of 50000 short-lived ones",
             store.len()
+        );
+    }
+
+    #[test]
+    fn window_counters_live_in_the_compact_table_and_behave_like_text_keys() {
+        let store = MemoryStore::new(10);
+        let bump = |key: &str, now| {
+            store
+                .update_counter(key, now, |c| {
+                    Ok((write(c.unwrap_or(0) + 1, Some(1000)), ()))
+                })
+                .unwrap()
+        };
+        bump("p:u:7", 0);
+        bump("p:u:7", 10);
+        bump("p:u:8", 10);
+        bump("p:v:7", 10);
+        bump("p:u:007", 10); // not canonical: a text key of its own
+        assert_eq!((store.windows.len(), store.map.len()), (3, 1));
+        assert_eq!(store.counter("p:u:7", 20), Some(2));
+        assert_eq!(store.counter("p:u:007", 20), Some(1));
+        assert_eq!(store.counter("p:u:7", 1009), Some(2));
+        assert_eq!(store.counter("p:u:7", 1010), None, "expired at 10 + 1000");
+        assert!(store.delete("p:v:7", 20));
+        assert!(!store.delete("p:v:7", 20));
+        // A reset deletes the base's windows in both tables, and nothing of other bases.
+        bump("p:v:7", 20);
+        assert_eq!(store.delete_windows_of("p:u", 20), 3);
+        assert_eq!(store.counter("p:u:8", 20), None);
+        assert_eq!(store.counter("p:v:7", 20), Some(1));
+        // SET replaces a window counter; GET reads either kind.
+        let parts = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            store.command(&parts(&["GET", "p:v:7"]), 20),
+            Ok(Reply::Bytes(b"1".to_vec()))
+        );
+        store.command(&parts(&["SET", "p:v:7", "x"]), 20).unwrap();
+        assert_eq!(
+            store.command(&parts(&["GET", "p:v:7"]), 20),
+            Ok(Reply::Bytes(b"x".to_vec()))
+        );
+        // The cap counts both tables.
+        store.set_max_keys(store.len());
+        let full = store.update_counter("p:w:1", 20, |_| Ok((write(1, None), ())));
+        assert_eq!(
+            full,
+            Err(StoreError::Full {
+                max_keys: store.len()
+            })
         );
     }
 

@@ -10,7 +10,13 @@ use crate::algorithms::{
 use crate::error::ScriptError;
 use crate::keys;
 use crate::stores::memory::MemoryStore;
+use crate::stores::window_key::WindowKey;
 use crate::stores::StoreError;
+
+/// The counter key `P:I:<floor(now / window)>` (the key the scripts use), in compact form.
+fn window(store: &MemoryStore, prefixed_id: &str, window_ms: u64, now: u64) -> WindowKey {
+    WindowKey::at(store.window_base(prefixed_id), keys::bucket(now, window_ms))
+}
 
 /// Script errors read as Redis' own error text, as they would through Redis.
 fn script_error(err: ScriptError) -> StoreError {
@@ -34,7 +40,8 @@ pub fn fixed_window_limit(
     dynamic_keys: &[&str],
 ) -> Result<LimitOutcome, StoreError> {
     let dynamic_limit = dynamic(store, dynamic_keys, now);
-    let reply = store.update_counter(&algo.key(prefixed_id, now), now, |counter| {
+    let key = window(store, prefixed_id, algo.window_ms, now);
+    let reply = store.update_window(key, now, |counter| {
         let step = algo
             .limit_step(counter, rate, dynamic_limit)
             .map_err(script_error)?;
@@ -50,7 +57,8 @@ pub fn fixed_window_remaining(
     now: u64,
     dynamic_keys: &[&str],
 ) -> RemainingOutcome {
-    let counter = store.counter(&algo.key(prefixed_id, now), now);
+    let key = window(store, prefixed_id, algo.window_ms, now);
+    let counter = store.window_count(key, prefixed_id, now);
     let reply = algo.remaining_step(counter, dynamic(store, dynamic_keys, now));
     algo.remaining_outcome(&reply, now)
 }
@@ -64,11 +72,12 @@ pub fn sliding_window_limit(
     dynamic_keys: &[&str],
 ) -> Result<LimitOutcome, StoreError> {
     let dynamic_limit = dynamic(store, dynamic_keys, now);
-    let (current_key, previous_key) = algo.keys(prefixed_id, now);
+    let current_key = window(store, prefixed_id, algo.window_ms, now);
+    let previous_key = WindowKey::at(current_key.base(), current_key.window() - 1);
     // The previous window is read before the current one is locked (never two shard locks at
     // once); it only changes when callers' clocks disagree about which window is current.
-    let previous = store.counter(&previous_key, now);
-    let reply = store.update_counter(&current_key, now, |current| {
+    let previous = store.window_count(previous_key, prefixed_id, now);
+    let reply = store.update_window(current_key, now, |current| {
         let step = algo
             .limit_step(current, previous, now, rate, dynamic_limit)
             .map_err(script_error)?;
@@ -84,10 +93,11 @@ pub fn sliding_window_remaining(
     now: u64,
     dynamic_keys: &[&str],
 ) -> RemainingOutcome {
-    let (current_key, previous_key) = algo.keys(prefixed_id, now);
+    let current_key = window(store, prefixed_id, algo.window_ms, now);
+    let previous_key = WindowKey::at(current_key.base(), current_key.window() - 1);
     let reply = algo.remaining_step(
-        store.counter(&current_key, now),
-        store.counter(&previous_key, now),
+        store.window_count(current_key, prefixed_id, now),
+        store.window_count(previous_key, prefixed_id, now),
         now,
         dynamic(store, dynamic_keys, now),
     );
@@ -130,7 +140,8 @@ pub fn cached_fixed_window_increment(
     now: u64,
     rate: f64,
 ) -> Result<i64, StoreError> {
-    store.update_counter(&algo.key(prefixed_id, now), now, |counter| {
+    let key = window(store, prefixed_id, algo.window_ms, now);
+    store.update_window(key, now, |counter| {
         let step = algo.limit_step(counter, rate).map_err(script_error)?;
         Ok((Some(step.write), step.reply))
     })
@@ -142,12 +153,13 @@ pub fn cached_fixed_window_used(
     prefixed_id: &str,
     now: u64,
 ) -> i64 {
-    CachedFixedWindow::remaining_step(store.counter(&algo.key(prefixed_id, now), now))
+    let key = window(store, prefixed_id, algo.window_ms, now);
+    CachedFixedWindow::remaining_step(store.window_count(key, prefixed_id, now))
 }
 
 /// resetUsedTokens of a window algorithm: the keys `P:I:<integer>`, as the reset script.
 pub fn reset_windows(store: &MemoryStore, prefixed_id: &str, now: u64) -> usize {
-    store.delete_where(now, |key| keys::is_window_key_of(key, prefixed_id))
+    store.delete_windows_of(prefixed_id, now)
 }
 
 /// resetUsedTokens of a token bucket: the key `P:I` itself.

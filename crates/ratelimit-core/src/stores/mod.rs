@@ -4,6 +4,7 @@
 pub mod memory;
 pub mod memory_limiters;
 pub mod upstash_rest;
+pub(crate) mod window_key;
 
 use thiserror::Error;
 
