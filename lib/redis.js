@@ -16,8 +16,8 @@ const native = require('./native')
  * queued — including the continuations of all replies delivered in this turn's poll phase, which
  * Node runs one callback at a time with microtasks drained in between (so a microtask flush
  * would send them one by one). So a burst shares HTTP requests (FLUSH_AT calls each), like
- * @upstash/redis' auto-pipelining. The real `setImmediate` is captured here so fake timers cannot stall it; the
- * native client also flushes by itself after 1 ms as a safety net.
+ * @upstash/redis' auto-pipelining. The real `setImmediate` is captured here so fake timers
+ * cannot stall it; the native client also sends what is left unflushed every 5 ms as a safety net.
  */
 const storeOf = new WeakMap()
 const scheduleFlush = setImmediate

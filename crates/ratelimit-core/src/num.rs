@@ -22,6 +22,11 @@ pub fn js_number_string(x: f64) -> String {
     if x.is_infinite() {
         return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
     }
+    // Whole numbers below 2^53 (limits, windows, rates, clocks: nearly every call) print as
+    // their digits in JS too; skip the general path's formatting and re-assembly.
+    if x.fract() == 0.0 && x.abs() < 9_007_199_254_740_992.0 {
+        return (x as i64).to_string();
+    }
     let sign = if x < 0.0 { "-" } else { "" };
     // `{:e}` gives e.g. "1.2345e21" or "5e-7": shortest round-trip digits and an exponent.
     let formatted = format!("{:e}", x.abs());

@@ -81,27 +81,49 @@ enum Command {
 }
 
 impl Command {
-    fn to_json(&self, as_eval: bool) -> Json {
-        match self {
+    /// Appends the command as a JSON array of strings (the pipeline's item format). Written
+    /// straight into the request body: no `serde_json::Value` tree, no copy of each part.
+    fn write_json(&self, out: &mut Vec<u8>, as_eval: bool) -> Result<(), StoreError> {
+        let mut parts: Vec<&str> = Vec::new();
+        let count;
+        let parts: &[&str] = match self {
             Command::Script { script, keys, args } => {
-                let mut parts: Vec<Json> = Vec::with_capacity(3 + keys.len() + args.len());
+                count = keys.len().to_string();
+                parts.reserve(3 + keys.len() + args.len());
                 if as_eval {
-                    parts.push(Json::from("EVAL"));
-                    parts.push(Json::from(script.source));
+                    parts.extend(["EVAL", script.source]);
                 } else {
-                    parts.push(Json::from("EVALSHA"));
-                    parts.push(Json::from(script.sha1()));
+                    parts.extend(["EVALSHA", script.sha1()]);
                 }
-                parts.push(Json::from(keys.len()));
-                parts.extend(keys.iter().map(|k| Json::from(k.as_str())));
-                parts.extend(args.iter().map(|a| Json::from(a.as_str())));
-                Json::Array(parts)
+                parts.push(&count);
+                parts.extend(keys.iter().map(String::as_str));
+                parts.extend(args.iter().map(String::as_str));
+                &parts
             }
-            Command::Plain(parts) => {
-                Json::Array(parts.iter().map(|p| Json::from(p.as_str())).collect())
+            Command::Plain(plain) => {
+                parts.extend(plain.iter().map(String::as_str));
+                &parts
             }
-        }
+        };
+        serde_json::to_writer(out, parts).map_err(|e| StoreError::Internal(e.to_string()))
     }
+}
+
+/// The `/pipeline` body for these commands: `[[...],[...]]`.
+fn pipeline_body<'a>(
+    commands: impl Iterator<Item = &'a Command>,
+    as_eval: bool,
+) -> Result<Vec<u8>, StoreError> {
+    let mut body = Vec::with_capacity(1024);
+    body.push(b'[');
+    for (i, command) in commands.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        command.write_json(&mut body, as_eval)?;
+    }
+    body.push(b']');
+    Ok(body)
 }
 
 /// Where a call's reply goes: a future waiting on it, or a callback (the Node binding collects
@@ -400,8 +422,11 @@ async fn drain(inner: Arc<Inner>) {
 }
 
 async fn send_batch(inner: &Inner, batch: Vec<Call>) {
-    let body = Json::Array(batch.iter().map(|c| c.command.to_json(false)).collect());
-    let items = match post(inner, &body, latest_deadline(&batch)).await {
+    let body = match pipeline_body(batch.iter().map(|c| &c.command), false) {
+        Ok(body) => body,
+        Err(err) => return fail_all(batch, err),
+    };
+    let items = match post(inner, body, latest_deadline(&batch)).await {
         Ok(items) if items.len() == batch.len() => items,
         Ok(items) => {
             let err = StoreError::BadResponse(format!(
@@ -426,8 +451,11 @@ async fn send_batch(inner: &Inner, batch: Vec<Call>) {
     if retry.is_empty() {
         return;
     }
-    let body = Json::Array(retry.iter().map(|c| c.command.to_json(true)).collect());
-    match post(inner, &body, latest_deadline(&retry)).await {
+    let body = match pipeline_body(retry.iter().map(|c| &c.command), true) {
+        Ok(body) => body,
+        Err(err) => return fail_all(retry, err),
+    };
+    match post(inner, body, latest_deadline(&retry)).await {
         Ok(items) if items.len() == retry.len() => {
             for (call, item) in retry.into_iter().zip(items) {
                 call.reply.send(item);
@@ -453,10 +481,9 @@ fn fail_all(calls: Vec<Call>, err: StoreError) {
 /// as an error).
 async fn post(
     inner: &Inner,
-    body: &Json,
+    bytes: Vec<u8>,
     retry_until: Option<Instant>,
 ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
-    let bytes = serde_json::to_vec(body).map_err(|e| StoreError::Internal(e.to_string()))?;
     let mut attempt = 0;
     loop {
         match post_once(inner, bytes.clone()).await {
