@@ -20,6 +20,8 @@
 //! slot, no key allocation); every other key (token buckets, dynamic limits, text) in one keyed
 //! by its text. A window-shaped key is looked up in the compact table first.
 
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -51,9 +53,19 @@ struct Entry {
     expires_at: u64,
 }
 
-impl Entry {
+/// A stored value with an expiry (Unix ms; 0 = no TTL).
+trait Expiring {
+    fn expires_at(&self) -> u64;
+
     fn live(&self, now: u64) -> bool {
-        self.expires_at == 0 || now < self.expires_at
+        let at = self.expires_at();
+        at == 0 || now < at
+    }
+}
+
+impl Expiring for Entry {
+    fn expires_at(&self) -> u64 {
+        self.expires_at
     }
 }
 
@@ -68,9 +80,9 @@ struct WindowCounter {
     expires_at: u64,
 }
 
-impl WindowCounter {
-    fn live(&self, now: u64) -> bool {
-        self.expires_at == 0 || now < self.expires_at
+impl Expiring for WindowCounter {
+    fn expires_at(&self) -> u64 {
+        self.expires_at
     }
 }
 
@@ -308,60 +320,24 @@ impl MemoryStore {
         now: u64,
         step: impl FnOnce(Option<i64>) -> Result<(Option<CounterWrite>, R), StoreError>,
     ) -> Result<R, StoreError> {
-        let written = |write: CounterWrite, kept: u64| WindowCounter {
-            count: write.counter,
-            expires_at: write.ttl_ms.map(|t| expiry(now, t)).unwrap_or(kept),
-        };
-        let mut step = Some(step);
-        // With room for a new key (the cap check is one atomic load), one probe of the table
-        // serves both cases. Near the cap, a live key is served first, without asking for room.
-        if self.keys_bound.load(Ordering::Relaxed) >= self.max_keys() {
-            if let Some(mut slot) = self.windows.get_mut(&key) {
-                if slot.live(now) {
-                    let run = step
-                        .take()
-                        .ok_or_else(|| StoreError::Internal("step reused".into()))?;
-                    let (write, out) = run(Some(slot.count))?;
-                    if let Some(write) = write {
-                        *slot = written(write, slot.expires_at);
-                        drop(slot);
-                        self.note_write(now);
-                    }
-                    return Ok(out);
-                }
-            }
-            // New (or expired) key: make room first, outside any shard lock.
-            self.ensure_room(now)?;
-        }
-        let run = step
-            .take()
-            .ok_or_else(|| StoreError::Internal("step reused".into()))?;
-        let out = match self.windows.entry(key) {
-            MapEntry::Occupied(mut occupied) => {
-                let live = occupied.get().live(now).then_some(*occupied.get());
-                let (write, out) = run(live.map(|c| c.count))?;
-                match write {
-                    Some(write) => {
-                        occupied.insert(written(write, live.map_or(0, |c| c.expires_at)));
-                    }
-                    None if live.is_none() => {
-                        occupied.remove();
-                    }
-                    None => {}
-                }
-                out
-            }
-            MapEntry::Vacant(vacant) => {
-                let (write, out) = run(None)?;
-                if let Some(write) = write {
-                    vacant.insert(written(write, 0));
-                    self.keys_bound.fetch_add(1, Ordering::Relaxed);
-                }
-                out
-            }
-        };
-        self.note_write(now);
-        Ok(out)
+        self.upsert(
+            &self.windows,
+            &key,
+            || key,
+            false,
+            now,
+            |current| {
+                let (write, out) = step(current.map(|c| c.count))?;
+                let write = write.map(|w| WindowCounter {
+                    count: w.counter,
+                    expires_at: w
+                        .ttl_ms
+                        .map(|t| expiry(now, t))
+                        .unwrap_or(current.map_or(0, |c| c.expires_at)),
+                });
+                Ok((write, out))
+            },
+        )
     }
 
     /// Runs `step` on the token bucket at `key` and applies its write, atomically for that key.
@@ -394,42 +370,69 @@ impl MemoryStore {
         outcome.unwrap_or_else(|| Err(StoreError::Internal("bucket step did not run".into())))
     }
 
-    /// The atomic read-modify-write under the key's shard lock. `f` gets the live entry (or
-    /// `None`) and returns the entry to store (`None` = leave as is).
+    /// The atomic read-modify-write of a text key under its shard lock. `f` gets the live entry
+    /// (or `None`) and returns the entry to store (`None` = leave as is).
     fn update<R>(
         self: &Arc<Self>,
         key: &str,
         now: u64,
         f: impl FnOnce(Option<&Entry>) -> Result<(Option<Entry>, R), StoreError>,
     ) -> Result<R, StoreError> {
-        // Fast path: the key exists and is live; update it in place without allocating.
+        // Probed first: a live key is then updated without allocating its text again.
+        self.upsert(&self.map, key, || Box::from(key), true, now, f)
+    }
+
+    /// The read-modify-write both tables share, under the key's shard lock: `f` gets the live
+    /// value (an expired one reads as absent) and returns the value to store (`None` = leave
+    /// as is; an expired value is then removed). `owned` makes the table's key for an insert;
+    /// `probe_first` looks the key up before taking the entry (worth it when `owned` allocates).
+    fn upsert<K, Q, V, S, R>(
+        self: &Arc<Self>,
+        map: &DashMap<K, V, S>,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        probe_first: bool,
+        now: u64,
+        f: impl FnOnce(Option<&V>) -> Result<(Option<V>, R), StoreError>,
+    ) -> Result<R, StoreError>
+    where
+        K: Borrow<Q> + Hash + Eq,
+        Q: Hash + Eq + ?Sized,
+        V: Expiring,
+        S: BuildHasher + Clone,
+    {
         let mut f = Some(f);
-        if let Some(mut slot) = self.map.get_mut(key) {
-            if slot.live(now) {
-                let run = f
-                    .take()
-                    .ok_or_else(|| StoreError::Internal("step reused".into()))?;
-                let (write, out) = run(Some(&slot))?;
-                if let Some(entry) = write {
-                    *slot = entry;
-                    drop(slot);
-                    self.note_write(now);
+        // With room for a new key (the cap check is one atomic load), the entry alone serves
+        // both cases. Near the cap, a live key is served first, without asking for room.
+        if probe_first || self.keys_bound.load(Ordering::Relaxed) >= self.max_keys() {
+            if let Some(mut slot) = map.get_mut(key) {
+                if slot.live(now) {
+                    let run = f
+                        .take()
+                        .ok_or_else(|| StoreError::Internal("step reused".into()))?;
+                    let (write, out) = run(Some(&slot))?;
+                    if let Some(value) = write {
+                        *slot = value;
+                        drop(slot);
+                        self.note_write(now);
+                    }
+                    return Ok(out);
                 }
-                return Ok(out);
             }
         }
-        // New (or expired) key: make room first, outside any shard lock.
+        // New (or expired) key: make room first (outside any shard lock; one atomic load while
+        // far from the cap).
         self.ensure_room(now)?;
         let run = f
             .take()
             .ok_or_else(|| StoreError::Internal("step reused".into()))?;
-        let out = match self.map.entry(Box::from(key)) {
+        let out = match map.entry(owned()) {
             MapEntry::Occupied(mut occupied) => {
                 let live = occupied.get().live(now);
                 let (write, out) = run(live.then_some(occupied.get()))?;
                 match write {
-                    Some(entry) => {
-                        occupied.insert(entry);
+                    Some(value) => {
+                        occupied.insert(value);
                     }
                     None if !live => {
                         occupied.remove();
@@ -440,8 +443,8 @@ impl MemoryStore {
             }
             MapEntry::Vacant(vacant) => {
                 let (write, out) = run(None)?;
-                if let Some(entry) = write {
-                    vacant.insert(entry);
+                if let Some(value) = write {
+                    vacant.insert(value);
                     self.keys_bound.fetch_add(1, Ordering::Relaxed);
                 }
                 out
