@@ -73,7 +73,7 @@ pub fn sliding_window_limit(
 ) -> Result<LimitOutcome, StoreError> {
     let dynamic_limit = dynamic(store, dynamic_keys, now);
     let current_key = window(store, prefixed_id, algo.window_ms, now);
-    let previous_key = WindowKey::at(current_key.base(), current_key.window() - 1);
+    let previous_key = current_key.previous();
     // The previous window is read before the current one is locked (never two shard locks at
     // once); it only changes when callers' clocks disagree about which window is current.
     let previous = store.window_count(previous_key, prefixed_id, now);
@@ -94,7 +94,7 @@ pub fn sliding_window_remaining(
     dynamic_keys: &[&str],
 ) -> RemainingOutcome {
     let current_key = window(store, prefixed_id, algo.window_ms, now);
-    let previous_key = WindowKey::at(current_key.base(), current_key.window() - 1);
+    let previous_key = current_key.previous();
     let reply = algo.remaining_step(
         store.window_count(current_key, prefixed_id, now),
         store.window_count(previous_key, prefixed_id, now),

@@ -78,8 +78,12 @@ impl WindowKey {
         WindowKey { base, window }
     }
 
-    pub(crate) fn base(&self) -> [u64; 2] {
-        self.base
+    /// The same base's previous window (the sliding window reads it beside the current one).
+    pub(crate) fn previous(&self) -> WindowKey {
+        WindowKey {
+            base: self.base,
+            window: self.window - 1,
+        }
     }
 
     pub(crate) fn window(&self) -> i64 {
