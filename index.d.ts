@@ -156,10 +156,14 @@ export declare class Ratelimit {
 }
 
 export type RedisConfig = {
-  /** The Upstash REST URL (UPSTASH_REDIS_REST_URL), or a local `ratelimit-native serve` URL. */
+  /**
+   * The Upstash REST URL (UPSTASH_REDIS_REST_URL), a local `ratelimit-native serve` URL, or a
+   * `redis://[user][:password@]host[:port][/db]` URL to talk to a Redis server directly over TCP
+   * (no token then; same scripts and keys, so both kinds of client can share one database).
+   */
   url: string | undefined;
-  /** The REST token (UPSTASH_REDIS_REST_TOKEN). */
-  token: string | undefined;
+  /** The REST token (UPSTASH_REDIS_REST_TOKEN); not used with a redis:// URL. */
+  token?: string | undefined;
   /**
    * TLS settings for https URLs. Certificates are verified against the system's roots; only
    * `rejectUnauthorized: false` (for a self-signed local endpoint) turns verification off.
@@ -170,7 +174,9 @@ export type RedisConfig = {
 
 /**
  * An Upstash Redis REST client with `@upstash/redis`'s constructor shape, served natively
- * (HTTP from Rust, concurrent calls batched). Implements the commands rate limiting uses.
+ * (HTTP from Rust, concurrent calls batched), or with a redis:// URL a plain Redis client over
+ * TCP (concurrent calls pipelined on one connection). Implements the commands rate limiting uses.
+ * `url` never shows the password of a redis:// URL.
  */
 export declare class Redis implements RatelimitRedis {
   constructor(config: RedisConfig);

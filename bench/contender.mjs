@@ -17,6 +17,7 @@ const require = createRequire(import.meta.url)
 export const CONTENDERS = {
   'native-rest': { label: 'ratelimit-native, own Redis (REST)', ours: true, rest: true, peer: 'rlflex-redis' },
   'native-upstash-redis': { label: 'ratelimit-native, @upstash/redis instance', ours: true, rest: true, peer: 'rlflex-redis' },
+  'native-tcp': { label: 'ratelimit-native, Redis over TCP (redis://, no REST server)', ours: true, peer: 'rlflex-redis' },
   'native-compat': { label: 'ratelimit-native, compat path (plain object → @upstash/redis)', ours: true, rest: true, peer: 'rlflex-redis' },
   'native-memory': { label: 'ratelimit-native, Redis.memory()', ours: true, memory: true, peer: 'rlflex-memory' },
   'upstash-js': { label: '@upstash/ratelimit 2.2.0 + @upstash/redis 1.39', rest: true },
@@ -51,7 +52,7 @@ export function applicable(contender, workload) {
   const c = CONTENDERS[contender]
   const w = WORKLOADS[workload]
   if (w.memoryOnly) return Boolean(c.memory)
-  if (w.analytics) return contender === 'native-rest' || contender === 'upstash-js'
+  if (w.analytics) return ['native-rest', 'native-tcp', 'upstash-js'].includes(contender)
   if (w.algorithm === 'sliding') return !c.fixedOnly
   return true
 }
@@ -89,6 +90,7 @@ async function makeLimiter(name, w, cfg) {
     const { Ratelimit, Redis } = require(ROOT)
     const { Redis: UpstashRedis } = await import('@upstash/redis')
     if (name === 'native-rest') return upstashStyle(Ratelimit, new Redis(restOpts))
+    if (name === 'native-tcp') return upstashStyle(Ratelimit, new Redis({ url: `redis://:${cfg.redisPassword}@127.0.0.1:${cfg.redisPort}` }))
     if (name === 'native-upstash-redis') return upstashStyle(Ratelimit, new UpstashRedis(restOpts))
     if (name === 'native-compat') {
       const u = new UpstashRedis(restOpts)

@@ -4,6 +4,8 @@
 //   synchronously (no thread hop, no I/O);
 // - our own `Redis` (and an `@upstash/redis` instance, recognised by its base URL and token)
 //   → the native store: HTTP from Rust, concurrent calls batched into one /pipeline request;
+// - our own `Redis` on a redis:// URL → the same native store over TCP (RESP): concurrent calls
+//   batched into one Redis pipeline, no REST server in between;
 // - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double)
 //   → the compat path: the same scripts, sent through that object's methods from JS.
 
@@ -101,6 +103,13 @@ function remember(redis, native) {
   return entry
 }
 
+/** `redis://user:pass@host:port/db` → `redis://host:port/db`, for display. */
+function withoutCredentials(url) {
+  const at = url.lastIndexOf('@')
+  if (at === -1) return url
+  return url.slice(0, url.indexOf('//') + 2) + url.slice(at + 1)
+}
+
 /** Upstream-compatible parsing of string replies (`@upstash/redis` automaticDeserialization). */
 function parseReply(value) {
   if (Array.isArray(value)) return value.map(parseReply)
@@ -123,17 +132,25 @@ const URL_PATTERN = /^https?:\/\/[^\s#$./?].\S*$/
 class Redis {
   constructor(config) {
     const { url, token } = config ?? {}
+    if (typeof url === 'string' && /^rediss?:\/\//i.test(url)) {
+      // Plain Redis over TCP: the same scripts and keys, no REST hop. The password lives in
+      // the URL, so neither it nor the URL is ever echoed.
+      remember(this, native.NativeStore.redisTcp(url))
+      Object.defineProperty(this, 'url', { value: withoutCredentials(url), enumerable: true })
+      defineCommands(this)
+      return
+    }
     if (typeof url !== 'string' || url === '' || typeof token !== 'string' || token === '') {
       throw new Error(
-        'ratelimit-native: Redis needs a `url` and a `token` (e.g. from UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)',
+        'ratelimit-native: Redis needs a `url` and a `token` (e.g. from UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN), or a redis:// URL',
       )
     }
     if (!URL_PATTERN.test(url)) {
-      // Never echo the value: a mistaken Redis URL (redis://:password@…) or a swapped token
-      // would end up in logs. The scheme alone says what is wrong.
+      // Never echo the value: a swapped token or a URL with a password would end up in logs.
+      // The scheme alone says what is wrong.
       const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
       throw new Error(
-        `ratelimit-native: invalid Upstash REST URL${scheme ? ` (scheme "${scheme}:")` : ''}; it must start with http:// or https:// (the REST URL, not a redis:// URL)`,
+        `ratelimit-native: invalid Upstash REST URL${scheme ? ` (scheme "${scheme}:")` : ''}; it must start with http:// or https:// (or redis:// for Redis over TCP)`,
       )
     }
     const tls = config.tls

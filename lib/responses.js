@@ -31,7 +31,7 @@ function warnAnalytics(error) {
 }
 
 /** The native queue's notice for a call dropped, unsent, because its caller's timeout passed
- * (crates/ratelimit-core/src/stores/upstash_rest.rs). */
+ * (crates/ratelimit-core/src/stores/remote.rs). */
 function droppedAtTimeout(error) {
   return typeof error?.message === 'string' && error.message.startsWith("not sent: the limiter's timeout passed")
 }

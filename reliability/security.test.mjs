@@ -81,6 +81,22 @@ describe('no token in errors', () => {
     }
   })
 
+  test('redis:// (TCP): a wrong password and a dead port give errors without the password', async (t) => {
+    const wrong = new Redis({ url: `redis://:${PASSWORD}@127.0.0.1:${redis.port}` })
+    assertClean(wrong, 'the Redis object itself')
+    const refused = await outcomes(wrong, { timeout: 0 })
+    t.diagnostic(`wrong password: ${refused.open.error?.message}`)
+    assert.ok(refused.open.error, 'rejected')
+    assert.match(refused.open.error.message, new RegExp(`127\\.0\\.0\\.1:${redis.port}`))
+    assertClean(refused, 'wrong password')
+
+    const port = await freePort()
+    const dead = await outcomes(new Redis({ url: `redis://user:${PASSWORD}@127.0.0.1:${port}` }), { timeout: 0 })
+    t.diagnostic(`dead port: ${dead.open.error?.message}`)
+    assert.ok(dead.open.error, 'rejected')
+    assertClean(dead, 'dead port')
+  })
+
   test('unreachable server (connection refused), token also in the URL query and userinfo', async (t) => {
     const port = await freePort()
     for (const url of [`http://127.0.0.1:${port}`, `http://127.0.0.1:${port}/?token=${TOKEN}`, `http://user:${PASSWORD}@127.0.0.1:${port}`]) {
@@ -100,9 +116,9 @@ describe('no token in errors', () => {
       // url and token swapped (two environment variables mixed up).
       ['url and token swapped', { url: TOKEN, token: 'https://eu1-example.upstash.io' }],
       ['ftp:// with a token query', { url: `ftp://127.0.0.1/?token=${TOKEN}`, token: TOKEN }],
-      // A common mistake: the Redis (TCP) URL, with its password, where the REST URL belongs.
+      // A Redis-over-TLS URL with its password (the TCP store speaks redis:// only).
       ['rediss:// Redis URL with its password', { url: `rediss://default:${PASSWORD}@eu1-example.upstash.io:6379`, token: TOKEN }],
-      ['redis:// URL with a password', { url: `redis://:${PASSWORD}@127.0.0.1:6379`, token: TOKEN }],
+      ['redis:// URL with a password and no host', { url: `redis://:${PASSWORD}@/0`, token: TOKEN }],
       ['misspelled scheme with userinfo', { url: `htps://user:${PASSWORD}@example.com`, token: TOKEN }],
       ['broken IPv6 host', { url: `http://[::1:${PASSWORD}`, token: TOKEN }],
       ['token with a newline', { url: 'http://127.0.0.1:1', token: `${TOKEN}\n` }],

@@ -175,7 +175,7 @@ fn run(
     call: ScriptCall,
 ) -> Result<impl std::future::Future<Output = Result<Vec<Option<i64>>>> + Send + 'static> {
     match store {
-        StoreKind::UpstashRest(client) => {
+        StoreKind::Remote(client) => {
             let reply = client.queue_eval(call.script, call.keys, call.args);
             Ok(async move { reply.await.map(|r| r.numbers()).map_err(store_error) })
         }
@@ -189,7 +189,7 @@ fn run(
 fn memory_of(store: &NativeStore) -> Result<&Arc<MemoryStore>> {
     match &store.kind {
         StoreKind::Memory(memory) => Ok(memory),
-        StoreKind::UpstashRest(_) => Err(invalid_arg(
+        StoreKind::Remote(_) => Err(invalid_arg(
             "this call is for the memory store; remote stores use the async methods",
         )),
     }
@@ -570,7 +570,7 @@ impl NativeAlgorithm {
             .limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys));
         let kind = self.kind;
         let sink = store.completions.clone();
-        let StoreKind::UpstashRest(client) = &store.kind else {
+        let StoreKind::Remote(client) = &store.kind else {
             return Err(invalid_arg("limitQueue is for remote stores"));
         };
         client
@@ -615,7 +615,7 @@ impl NativeAlgorithm {
         let call = round_trip::with_extras(call, &extras.into_core()?);
         let kind = self.kind;
         let sink = store.completions.clone();
-        let StoreKind::UpstashRest(client) = &store.kind else {
+        let StoreKind::Remote(client) = &store.kind else {
             return Err(invalid_arg(
                 "protection and analytics need a Redis store, not the memory store",
             ));

@@ -149,7 +149,7 @@ impl Kind {
 /// Runs a script on a native remote store; the reply comes back as JSON.
 async fn run(store: StoreKind, call: ScriptCall) -> Result<serde_json::Value> {
     match store {
-        StoreKind::UpstashRest(client) => client
+        StoreKind::Remote(client) => client
             .eval(call.script, call.keys, call.args)
             .await
             .map(|reply| reply_to_js(&reply))

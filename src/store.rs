@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use ratelimit_core::stores::memory::MemoryStore;
-use ratelimit_core::stores::upstash_rest::{UpstashRest, UpstashRestOptions};
-use ratelimit_core::stores::Reply;
+use ratelimit_core::stores::remote::{RemoteOptions, RemoteStore};
+use ratelimit_core::stores::{Reply, StoreError};
 
 use crate::errors::store_error;
 
 #[derive(Clone)]
 pub(crate) enum StoreKind {
-    UpstashRest(UpstashRest),
+    Remote(RemoteStore),
     Memory(Arc<MemoryStore>),
 }
 
@@ -102,12 +102,13 @@ impl CompletionSink {
     }
 }
 
-/// Connection options for `NativeStore.upstashRest`.
+/// Connection options for `NativeStore.upstashRest` and `NativeStore.redisTcp`.
 #[napi(object)]
 pub struct UpstashRestStoreOptions {
-    /// Concurrent HTTP requests before calls are batched (default 4).
+    /// Concurrent batches (HTTP requests or Redis pipelines) before calls wait for the next one
+    /// (default 4).
     pub max_in_flight: Option<u32>,
-    /// Per-request upper bound in ms (default 10000).
+    /// Per-batch upper bound in ms (default 10000).
     pub request_timeout_ms: Option<u32>,
     /// Accept certificates that fail verification (self-signed local endpoints only).
     pub accept_invalid_certs: Option<bool>,
@@ -152,7 +153,7 @@ impl NativeStore {
     /// Sends the calls queued during this JS tick (the facade calls it from a microtask).
     #[napi(catch_unwind)]
     pub fn flush(&self) {
-        if let StoreKind::UpstashRest(client) = &self.kind {
+        if let StoreKind::Remote(client) = &self.kind {
             client.flush();
         }
     }
@@ -168,7 +169,7 @@ impl NativeStore {
     pub fn size(&self) -> u32 {
         match &self.kind {
             StoreKind::Memory(store) => u32::try_from(store.len()).unwrap_or(u32::MAX),
-            StoreKind::UpstashRest(_) => 0,
+            StoreKind::Remote(_) => 0,
         }
     }
 
@@ -183,7 +184,7 @@ impl NativeStore {
     ) -> Result<PromiseRaw<'env, serde_json::Value>> {
         let script = known_script(&name)?;
         match &self.kind {
-            StoreKind::UpstashRest(client) => {
+            StoreKind::Remote(client) => {
                 let reply = client.queue_eval(script, keys, args);
                 env.spawn_future(
                     async move { Ok(reply_to_json(&reply.await.map_err(store_error)?)) },
@@ -204,7 +205,7 @@ impl NativeStore {
                 .command(&parts, crate::args::clock(now)?)
                 .map(|r| reply_to_json(&r))
                 .map_err(store_error),
-            StoreKind::UpstashRest(_) => Err(Error::new(
+            StoreKind::Remote(_) => Err(Error::new(
                 Status::InvalidArg,
                 "commandNow is for the memory store; use command()",
             )),
@@ -218,16 +219,31 @@ impl NativeStore {
         token: String,
         options: Option<UpstashRestStoreOptions>,
     ) -> Result<NativeStore> {
+        NativeStore::remote(options, |opts| {
+            RemoteStore::upstash_rest(&url, &token, opts)
+        })
+    }
+
+    /// A store on a Redis server over TCP (`redis://[user][:password@]host[:port][/db]`).
+    #[napi(catch_unwind, factory)]
+    pub fn redis_tcp(url: String, options: Option<UpstashRestStoreOptions>) -> Result<NativeStore> {
+        NativeStore::remote(options, |opts| RemoteStore::redis_tcp(&url, opts))
+    }
+
+    fn remote(
+        options: Option<UpstashRestStoreOptions>,
+        open: impl FnOnce(RemoteOptions) -> std::result::Result<RemoteStore, StoreError>,
+    ) -> Result<NativeStore> {
         let completions = Arc::new(CompletionSink::default());
         let sink = completions.clone();
-        let mut opts = UpstashRestOptions {
-            // Calls queue when made; JS flushes once per tick, so one tick = one request.
+        let mut opts = RemoteOptions {
+            // Calls queue when made; JS flushes once per tick, so one tick = one batch.
             deferred_flush: true,
             spawner: Some(Arc::new(|fut| {
                 napi::bindgen_prelude::spawn(fut);
             })),
             batch_done: Some(Arc::new(move || sink.deliver())),
-            ..UpstashRestOptions::default()
+            ..RemoteOptions::default()
         };
         if let Some(o) = options {
             if let Some(n) = o.max_in_flight {
@@ -240,9 +256,9 @@ impl NativeStore {
                 opts.accept_invalid_certs = accept;
             }
         }
-        let client = UpstashRest::new(&url, &token, opts).map_err(store_error)?;
+        let client = open(opts).map_err(store_error)?;
         Ok(NativeStore {
-            kind: StoreKind::UpstashRest(client),
+            kind: StoreKind::Remote(client),
             completions,
         })
     }
@@ -259,7 +275,7 @@ impl NativeStore {
             return Err(Error::new(Status::InvalidArg, "empty command"));
         }
         match &self.kind {
-            StoreKind::UpstashRest(client) => {
+            StoreKind::Remote(client) => {
                 let reply = client.queue_command(parts);
                 env.spawn_future(
                     async move { Ok(reply_to_json(&reply.await.map_err(store_error)?)) },

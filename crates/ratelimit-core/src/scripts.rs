@@ -24,6 +24,7 @@ pub struct Script {
     /// The exact script text; its SHA1 is what EVALSHA sends.
     pub source: &'static str,
     sha1: OnceLock<String>,
+    stock_sha1: OnceLock<String>,
 }
 
 impl Script {
@@ -40,19 +41,35 @@ impl Script {
             name,
             source,
             sha1: OnceLock::new(),
+            stock_sha1: OnceLock::new(),
         }
     }
 
     /// Lower-case hex SHA1 of [`Script::source`], as Redis names cached scripts.
     /// (`'static` when called on the statics below.)
     pub fn sha1(&self) -> &str {
-        self.sha1.get_or_init(|| {
-            Sha1::digest(self.source.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        })
+        self.sha1.get_or_init(|| hex_sha1(self.source))
     }
+
+    /// The text stock Redis runs: the key-locking line emptied (Redis 7 rejects the unknown
+    /// flag; the line stays, blank, so Lua error line numbers match the source).
+    pub fn stock_source(&self) -> &'static str {
+        let source: &'static str = self.source;
+        source.strip_prefix(KEY_LOCKING_SHEBANG).unwrap_or(source)
+    }
+
+    /// SHA1 of [`Script::stock_source`], for EVALSHA on stock Redis.
+    pub fn stock_sha1(&self) -> &str {
+        self.stock_sha1
+            .get_or_init(|| hex_sha1(self.stock_source()))
+    }
+}
+
+fn hex_sha1(text: &str) -> String {
+    Sha1::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl fmt::Debug for Script {

@@ -18,7 +18,7 @@ use ratelimit_core::algorithms::{
 use ratelimit_core::scripts::{ScriptCall, RESET};
 use ratelimit_core::stores::memory::MemoryStore;
 use ratelimit_core::stores::memory_limiters as mem;
-use ratelimit_core::stores::upstash_rest::{UpstashRest, UpstashRestOptions};
+use ratelimit_core::stores::remote::{RemoteOptions, RemoteStore};
 use ratelimit_core::stores::StoreError;
 use test_support::RestStack;
 
@@ -39,7 +39,7 @@ enum Answer {
     Error(String),
 }
 
-async fn eval(rest: &UpstashRest, call: ScriptCall) -> Result<Vec<Option<i64>>, StoreError> {
+async fn eval(rest: &RemoteStore, call: ScriptCall) -> Result<Vec<Option<i64>>, StoreError> {
     Ok(rest
         .eval(call.script, call.keys, call.args)
         .await?
@@ -54,7 +54,7 @@ fn err(e: StoreError) -> Answer {
 }
 
 async fn on_redis(
-    rest: &UpstashRest,
+    rest: &RemoteStore,
     algo: Algo,
     op: u32,
     id: &str,
@@ -219,8 +219,8 @@ async fn expire_like_memory(
 }
 
 async fn run_sequence(stack: &RestStack, algo: Algo, seed: u64, steps: usize) {
-    let rest =
-        UpstashRest::new(&stack.url, &stack.token, UpstashRestOptions::default()).expect("client");
+    let rest = RemoteStore::upstash_rest(&stack.url, &stack.token, RemoteOptions::default())
+        .expect("client");
     let store = MemoryStore::new(100_000);
     let mut conn = stack.redis.connection().await;
     let mut rng = fastrand::Rng::with_seed(seed);

@@ -36,39 +36,53 @@ impl RedisServer {
     /// Starts redis-server and waits (at most 5 s per attempt) until it answers PING.
     pub fn start() -> RedisServer {
         for _attempt in 0..5 {
-            let port = free_port();
             let password = format!("pw{}", unique_suffix().replace('-', ""));
-            let dir = std::env::temp_dir().join(format!("rln-redis-{}", unique_suffix()));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--requirepass",
-                    &password,
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(&dir)
-                .args(["--daemonize", "no", "--loglevel", "warning"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is not installed (npm test installs it)");
-            let mut server = RedisServer {
-                port,
-                password,
-                dir,
-                child,
-            };
-            if server.wait_ready(Duration::from_secs(5)) {
+            if let Some(server) = Self::try_start(free_port(), &password) {
                 return server;
             }
-            // Dropping `server` kills it; try another port.
         }
         panic!("could not start redis-server");
+    }
+
+    /// Starts redis-server on a given port and password (a "restart" of a stopped one).
+    pub fn start_on(port: u16, password: &str) -> RedisServer {
+        for _attempt in 0..5 {
+            if let Some(server) = Self::try_start(port, password) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("could not start redis-server on port {port}");
+    }
+
+    fn try_start(port: u16, password: &str) -> Option<RedisServer> {
+        let dir = std::env::temp_dir().join(format!("rln-redis-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--requirepass",
+                password,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed (npm test installs it)");
+        let mut server = RedisServer {
+            port,
+            password: password.to_string(),
+            dir,
+            child,
+        };
+        // Dropping `server` on failure kills it.
+        server.wait_ready(Duration::from_secs(5)).then_some(server)
     }
 
     fn wait_ready(&mut self, limit: Duration) -> bool {

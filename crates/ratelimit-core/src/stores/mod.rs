@@ -3,7 +3,9 @@
 
 pub mod memory;
 pub mod memory_limiters;
-pub mod upstash_rest;
+pub mod redis_tcp;
+pub mod remote;
+mod rest_transport;
 pub(crate) mod window_key;
 
 use thiserror::Error;

@@ -1,29 +1,28 @@
-//! Client for the Upstash Redis REST API (or the local server in this workspace).
+//! A remote store: the Upstash REST API (or this workspace's local server) or plain Redis over
+//! TCP. Both share what this file holds; only how one batch travels differs
+//! (`rest_transport.rs`: one `/pipeline` POST; `redis_tcp.rs`: one RESP pipeline).
 //!
-//! Concurrent calls are coalesced: at most `max_in_flight` HTTP requests run at once, and every
-//! call that arrives meanwhile joins the next `/pipeline` request, so a warm `limit()` costs at
-//! most one HTTP round trip and a burst of N calls costs far fewer than N.
+//! Concurrent calls are coalesced: at most `max_in_flight` batches are on the wire at once, and
+//! every call that arrives meanwhile joins the next one, so a warm `limit()` costs at most one
+//! round trip and a burst of N calls costs far fewer than N.
 //!
 //! With `deferred_flush` (what the Node binding uses) a call is only queued when it is made;
-//! the caller flushes once per JS tick ([`UpstashRest::flush`]), so every call issued in the same
-//! tick shares one request, like `@upstash/redis`' auto-pipelining. While calls are being queued
+//! the caller flushes once per JS tick ([`RemoteStore::flush`]), so every call issued in the same
+//! tick shares one batch, like `@upstash/redis`' auto-pipelining. While calls are being queued
 //! a watchdog sends anything a caller left unflushed within ~5 ms, so a call can be late but
-//! never stuck. Scripts go out as
-//! EVALSHA; items that come back NOSCRIPT are retried once as EVAL in a follow-up pipeline.
-//! Responses are requested with `Upstash-Encoding: base64`, so strings keep their raw bytes.
+//! never stuck. Scripts go out as EVALSHA; items that come back NOSCRIPT are retried once as
+//! EVAL in a follow-up batch.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use serde_json::Value as Json;
 use tokio::sync::oneshot;
 
 use crate::scripts::Script;
+use crate::stores::redis_tcp::RedisTcp;
+use crate::stores::rest_transport::RestTransport;
 use crate::stores::{Reply, StoreError};
 
 /// Most commands per `/pipeline` request (what `@upstash/redis` uses too).
@@ -38,16 +37,16 @@ const RETRY_BACKOFF_MS: [u64; 5] = [25, 50, 100, 200, 400];
 /// calls made from the JS thread, which has no tokio context, can start work).
 pub type Spawner = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
 
-/// Connection settings for [`UpstashRest`].
+/// Connection settings for [`RemoteStore`].
 #[derive(Clone)]
-pub struct UpstashRestOptions {
+pub struct RemoteOptions {
     /// Concurrent HTTP requests; calls beyond that are batched into the next one.
     pub max_in_flight: usize,
     /// Upper bound for one HTTP request, so work in flight stays bounded during an outage.
     pub request_timeout: Duration,
     /// Accept TLS certificates that do not verify (self-signed local endpoints only).
     pub accept_invalid_certs: bool,
-    /// Queue calls until [`UpstashRest::flush`] (or the ~5 ms watchdog) instead of sending at once.
+    /// Queue calls until [`RemoteStore::flush`] (or the ~5 ms watchdog) instead of sending at once.
     pub deferred_flush: bool,
     /// Where background work runs; `tokio::spawn` on the current runtime when `None`.
     pub spawner: Option<Spawner>,
@@ -55,9 +54,9 @@ pub struct UpstashRestOptions {
     pub batch_done: Option<BatchDone>,
 }
 
-impl Default for UpstashRestOptions {
+impl Default for RemoteOptions {
     fn default() -> Self {
-        UpstashRestOptions {
+        RemoteOptions {
             max_in_flight: 4,
             request_timeout: Duration::from_secs(10),
             accept_invalid_certs: false,
@@ -69,7 +68,7 @@ impl Default for UpstashRestOptions {
 }
 
 /// One command in a batch.
-enum Command {
+pub(crate) enum Command {
     /// EVALSHA first, EVAL on NOSCRIPT.
     Script {
         script: &'static Script,
@@ -81,49 +80,41 @@ enum Command {
 }
 
 impl Command {
-    /// Appends the command as a JSON array of strings (the pipeline's item format). Written
-    /// straight into the request body: no `serde_json::Value` tree, no copy of each part.
-    fn write_json(&self, out: &mut Vec<u8>, as_eval: bool) -> Result<(), StoreError> {
-        let mut parts: Vec<&str> = Vec::new();
-        let count;
-        let parts: &[&str] = match self {
+    /// Hands `f` the command's words. A script goes as EVALSHA, or as EVAL on the NOSCRIPT
+    /// retry; `stock_redis` selects the script text without Upstash's key-locking line, which
+    /// stock Redis rejects (the REST path sends the text as is: Upstash wants the flag, and our
+    /// local server strips it).
+    pub(crate) fn with_parts<R>(
+        &self,
+        as_eval: bool,
+        stock_redis: bool,
+        f: impl FnOnce(&[&str]) -> R,
+    ) -> R {
+        match self {
             Command::Script { script, keys, args } => {
-                count = keys.len().to_string();
-                parts.reserve(3 + keys.len() + args.len());
-                if as_eval {
-                    parts.extend(["EVAL", script.source]);
-                } else {
-                    parts.extend(["EVALSHA", script.sha1()]);
+                let count = keys.len().to_string();
+                let mut parts: Vec<&str> = Vec::with_capacity(3 + keys.len() + args.len());
+                match (as_eval, stock_redis) {
+                    (true, false) => parts.extend(["EVAL", script.source]),
+                    (true, true) => parts.extend(["EVAL", script.stock_source()]),
+                    (false, false) => parts.extend(["EVALSHA", script.sha1()]),
+                    (false, true) => parts.extend(["EVALSHA", script.stock_sha1()]),
                 }
                 parts.push(&count);
                 parts.extend(keys.iter().map(String::as_str));
                 parts.extend(args.iter().map(String::as_str));
-                &parts
+                f(&parts)
             }
             Command::Plain(plain) => {
-                parts.extend(plain.iter().map(String::as_str));
-                &parts
+                let parts: Vec<&str> = plain.iter().map(String::as_str).collect();
+                f(&parts)
             }
-        };
-        serde_json::to_writer(out, parts).map_err(|e| StoreError::Internal(e.to_string()))
-    }
-}
-
-/// The `/pipeline` body for these commands: `[[...],[...]]`.
-fn pipeline_body<'a>(
-    commands: impl Iterator<Item = &'a Command>,
-    as_eval: bool,
-) -> Result<Vec<u8>, StoreError> {
-    let mut body = Vec::with_capacity(1024);
-    body.push(b'[');
-    for (i, command) in commands.enumerate() {
-        if i > 0 {
-            body.push(b',');
         }
-        command.write_json(&mut body, as_eval)?;
     }
-    body.push(b']');
-    Ok(body)
+
+    fn is_script(&self) -> bool {
+        matches!(self, Command::Script { .. })
+    }
 }
 
 /// Where a call's reply goes: a future waiting on it, or a callback (the Node binding collects
@@ -164,14 +155,28 @@ struct Queue {
     timer_armed: bool,
 }
 
+/// How batches travel.
+enum Transport {
+    Rest(RestTransport),
+    Tcp(RedisTcp),
+}
+
+impl Transport {
+    /// Sends one batch once; a failure of the whole batch says whether it certainly did not run.
+    async fn send(
+        &self,
+        commands: &[&Command],
+        as_eval: bool,
+    ) -> Result<Vec<Result<Reply, StoreError>>, Attempt> {
+        match self {
+            Transport::Rest(rest) => rest.send(commands, as_eval).await,
+            Transport::Tcp(tcp) => tcp.send(commands, as_eval).await,
+        }
+    }
+}
+
 struct Inner {
-    http: reqwest::Client,
-    pipeline_url: String,
-    /// Host and port only: what error messages may show.
-    display_host: String,
-    /// Kept only to scrub it from anything a server echoes back into an error.
-    token: String,
-    headers: HeaderMap,
+    transport: Transport,
     max_in_flight: usize,
     deferred_flush: bool,
     spawner: Option<Spawner>,
@@ -190,63 +195,45 @@ impl Inner {
     }
 }
 
-/// A cheap-to-clone handle on one REST endpoint.
+/// A cheap-to-clone handle on one remote store.
 #[derive(Clone)]
-pub struct UpstashRest {
+pub struct RemoteStore {
     inner: Arc<Inner>,
 }
 
-impl UpstashRest {
-    pub fn new(url: &str, token: &str, options: UpstashRestOptions) -> Result<Self, StoreError> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| StoreError::InvalidConfig(format!("invalid Upstash REST URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(StoreError::InvalidConfig(format!(
-                "the Upstash REST URL must start with http:// or https://, got scheme {:?}",
-                parsed.scheme()
-            )));
-        }
-        if token.is_empty() {
-            return Err(StoreError::InvalidConfig(
-                "the Upstash REST token is empty".into(),
-            ));
-        }
-        let display_host = match (parsed.host_str(), parsed.port_or_known_default()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            _ => "<no host>".into(),
-        };
-        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            StoreError::InvalidConfig("the Upstash REST token contains invalid characters".into())
-        })?;
-        auth.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert("upstash-encoding", HeaderValue::from_static("base64"));
-        crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .timeout(options.request_timeout)
-            .tls_danger_accept_invalid_certs(options.accept_invalid_certs)
-            .build()
-            .map_err(|e| StoreError::InvalidConfig(format!("cannot build the HTTP client: {e}")))?;
-        let base = url.trim_end_matches('/');
-        Ok(UpstashRest {
+impl RemoteStore {
+    /// A store on an Upstash REST endpoint (`http://` or `https://`, with its token).
+    pub fn upstash_rest(
+        url: &str,
+        token: &str,
+        options: RemoteOptions,
+    ) -> Result<Self, StoreError> {
+        let transport = RestTransport::new(
+            url,
+            token,
+            options.request_timeout,
+            options.accept_invalid_certs,
+        )?;
+        Ok(Self::with_transport(Transport::Rest(transport), options))
+    }
+
+    /// A store on a Redis server over TCP (`redis://[user][:password@]host[:port][/db]`).
+    pub fn redis_tcp(url: &str, options: RemoteOptions) -> Result<Self, StoreError> {
+        let transport = RedisTcp::new(url, options.request_timeout)?;
+        Ok(Self::with_transport(Transport::Tcp(transport), options))
+    }
+
+    fn with_transport(transport: Transport, options: RemoteOptions) -> Self {
+        RemoteStore {
             inner: Arc::new(Inner {
-                http,
-                pipeline_url: format!("{base}/pipeline"),
-                display_host,
-                token: token.to_string(),
-                headers,
+                transport,
                 max_in_flight: options.max_in_flight.max(1),
                 deferred_flush: options.deferred_flush,
                 spawner: options.spawner,
                 batch_done: options.batch_done,
                 queue: Mutex::new(Queue::default()),
             }),
-        })
+        }
     }
 
     /// Runs a script (EVALSHA, then EVAL if Redis does not know it yet).
@@ -275,7 +262,7 @@ impl UpstashRest {
         self.submit(Command::Script { script, keys, args })
     }
 
-    /// Queues a plain command now; see [`UpstashRest::queue_eval`].
+    /// Queues a plain command now; see [`RemoteStore::queue_eval`].
     pub fn queue_command(
         &self,
         parts: Vec<String>,
@@ -422,11 +409,7 @@ async fn drain(inner: Arc<Inner>) {
 }
 
 async fn send_batch(inner: &Inner, batch: Vec<Call>) {
-    let body = match pipeline_body(batch.iter().map(|c| &c.command), false) {
-        Ok(body) => body,
-        Err(err) => return fail_all(batch, err),
-    };
-    let items = match post(inner, body, latest_deadline(&batch)).await {
+    let items = match send(inner, &commands_of(&batch), latest_deadline(&batch), false).await {
         Ok(items) if items.len() == batch.len() => items,
         Ok(items) => {
             let err = StoreError::BadResponse(format!(
@@ -442,7 +425,7 @@ async fn send_batch(inner: &Inner, batch: Vec<Call>) {
     for (call, item) in batch.into_iter().zip(items) {
         let noscript =
             matches!(&item, Err(StoreError::Redis(text)) if text.starts_with("NOSCRIPT"));
-        if noscript && matches!(call.command, Command::Script { .. }) {
+        if noscript && call.command.is_script() {
             retry.push(call);
         } else {
             call.reply.send(item);
@@ -451,11 +434,7 @@ async fn send_batch(inner: &Inner, batch: Vec<Call>) {
     if retry.is_empty() {
         return;
     }
-    let body = match pipeline_body(retry.iter().map(|c| &c.command), true) {
-        Ok(body) => body,
-        Err(err) => return fail_all(retry, err),
-    };
-    match post(inner, body, latest_deadline(&retry)).await {
+    match send(inner, &commands_of(&retry), latest_deadline(&retry), true).await {
         Ok(items) if items.len() == retry.len() => {
             for (call, item) in retry.into_iter().zip(items) {
                 call.reply.send(item);
@@ -475,18 +454,19 @@ fn fail_all(calls: Vec<Call>, err: StoreError) {
     }
 }
 
-/// POSTs one pipeline, re-sending it while the failure shows it never ran: on the fixed
+/// Sends one batch, re-sending it while the failure shows it never ran: on the fixed
 /// schedule, or — when every call in it has a caller deadline — for as long as one of those
 /// callers still waits (so a Redis restart shorter than the limiter's timeout reaches no caller
 /// as an error).
-async fn post(
+async fn send(
     inner: &Inner,
-    bytes: Vec<u8>,
+    commands: &[&Command],
     retry_until: Option<Instant>,
+    as_eval: bool,
 ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
     let mut attempt = 0;
     loop {
-        match post_once(inner, bytes.clone()).await {
+        match inner.transport.send(commands, as_eval).await {
             Err(Attempt::NotRun(err)) => {
                 let fixed = RETRY_BACKOFF_MS.get(attempt).copied();
                 let last = RETRY_BACKOFF_MS[RETRY_BACKOFF_MS.len() - 1];
@@ -514,6 +494,11 @@ async fn post(
     }
 }
 
+/// The commands of a batch (borrowed apart from the calls' reply senders, which are not `Sync`).
+fn commands_of(calls: &[Call]) -> Vec<&Command> {
+    calls.iter().map(|c| &c.command).collect()
+}
+
 /// The latest caller deadline in a batch, if every call has one.
 fn latest_deadline(calls: &[Call]) -> Option<Instant> {
     calls
@@ -527,169 +512,7 @@ fn latest_deadline(calls: &[Call]) -> Option<Instant> {
 
 /// How one attempt failed: `NotRun` when the commands certainly did not execute (safe to send
 /// again: no double counting), `Failed` otherwise.
-enum Attempt {
+pub(crate) enum Attempt {
     NotRun(StoreError),
     Failed(StoreError),
-}
-
-/// POSTs one pipeline once; a transport or HTTP-level failure fails every item.
-async fn post_once(
-    inner: &Inner,
-    bytes: Vec<u8>,
-) -> Result<Vec<Result<Reply, StoreError>>, Attempt> {
-    let response = inner
-        .http
-        .post(&inner.pipeline_url)
-        .headers(inner.headers.clone())
-        .body(bytes)
-        .send()
-        .await
-        .map_err(|e| {
-            if connection_refused(&e) {
-                Attempt::NotRun(transport_error(inner, e))
-            } else {
-                Attempt::Failed(transport_error(inner, e))
-            }
-        })?;
-    let status = response.status();
-    let text = response
-        .bytes()
-        .await
-        .map_err(|e| Attempt::Failed(transport_error(inner, e)))?;
-    let parsed: Result<Json, _> = serde_json::from_slice(&text);
-    if !status.is_success() {
-        let message = match parsed {
-            Ok(Json::Object(map)) => match map.get("error") {
-                Some(Json::String(err)) => scrub(inner, err.clone()),
-                _ => snippet(inner, &text),
-            },
-            _ => snippet(inner, &text),
-        };
-        let err = StoreError::Http {
-            status: status.as_u16(),
-            message,
-        };
-        // 502/503: the REST server could not reach Redis, so nothing ran.
-        return Err(if matches!(status.as_u16(), 502 | 503) {
-            Attempt::NotRun(err)
-        } else {
-            Attempt::Failed(err)
-        });
-    }
-    match parsed {
-        Ok(Json::Array(items)) => Ok(items.iter().map(decode_item).collect()),
-        Ok(_) | Err(_) => Err(Attempt::Failed(StoreError::BadResponse(format!(
-            "expected a JSON array from /pipeline, got: {}",
-            snippet(inner, &text)
-        )))),
-    }
-}
-
-/// Whether the connection was refused (nothing listening yet, e.g. a server restarting): the
-/// only transport failure after which the request certainly did not run and is worth resending.
-/// A TLS failure is also a "connect" error, but resending cannot fix a certificate.
-fn connection_refused(err: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
-            );
-        }
-        source = cause.source();
-    }
-    false
-}
-
-fn transport_error(inner: &Inner, err: reqwest::Error) -> StoreError {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "could not connect"
-    } else {
-        "failed"
-    };
-    // `without_url` keeps credentials that might sit in the URL out of the message; the causes
-    // say what actually happened (e.g. an invalid certificate, a reset connection).
-    let err = err.without_url();
-    let mut message = format!("request to {} {kind}: {err}", inner.display_host);
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    StoreError::Transport(scrub(inner, message))
-}
-
-/// Removes the token from text that came from elsewhere (a server may echo request headers).
-fn scrub(inner: &Inner, text: String) -> String {
-    if inner.token.is_empty() || !text.contains(&inner.token) {
-        return text;
-    }
-    text.replace(&inner.token, "[redacted]")
-}
-
-/// The start of a body, for an error message, without the token.
-fn snippet(inner: &Inner, bytes: &[u8]) -> String {
-    scrub(inner, truncated(bytes))
-}
-
-fn truncated(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text.chars().take(200).collect();
-    if text.chars().count() > 200 {
-        out.push('…');
-    }
-    out
-}
-
-fn decode_item(item: &Json) -> Result<Reply, StoreError> {
-    match item {
-        Json::Object(map) => {
-            if let Some(err) = map.get("error") {
-                return Err(StoreError::Redis(match err {
-                    Json::String(s) => s.clone(),
-                    other => other.to_string(),
-                }));
-            }
-            match map.get("result") {
-                Some(result) => decode_value(result, true),
-                None => Err(StoreError::BadResponse(
-                    "a pipeline item has neither result nor error".into(),
-                )),
-            }
-        }
-        other => Err(StoreError::BadResponse(format!(
-            "unexpected pipeline item: {}",
-            truncated(other.to_string().as_bytes())
-        ))),
-    }
-}
-
-/// Undoes `Upstash-Encoding: base64`: strings are base64 except a top-level "OK".
-fn decode_value(value: &Json, top_level: bool) -> Result<Reply, StoreError> {
-    match value {
-        Json::Null => Ok(Reply::Nil),
-        Json::Number(n) => n
-            .as_i64()
-            .map(Reply::Int)
-            .or_else(|| n.as_f64().map(|f| Reply::Bytes(f.to_string().into_bytes())))
-            .ok_or_else(|| StoreError::BadResponse(format!("unexpected number {n}"))),
-        Json::String(s) if top_level && s == "OK" => Ok(Reply::Bytes(b"OK".to_vec())),
-        Json::String(s) => STANDARD
-            .decode(s)
-            .map(Reply::Bytes)
-            .map_err(|_| StoreError::BadResponse(format!("a reply string is not base64: {s:?}"))),
-        Json::Array(items) => items
-            .iter()
-            .map(|v| decode_value(v, false))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Reply::Array),
-        Json::Bool(b) => Ok(Reply::Int(i64::from(*b))),
-        Json::Object(_) => Err(StoreError::BadResponse(
-            "unexpected object in a reply".into(),
-        )),
-    }
 }

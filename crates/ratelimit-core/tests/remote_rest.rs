@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ratelimit_core::algorithms::fixed_window::{FixedWindow, FixedWindowLimitReply};
 use ratelimit_core::scripts::FIXED_WINDOW_LIMIT;
-use ratelimit_core::stores::upstash_rest::{UpstashRest, UpstashRestOptions};
+use ratelimit_core::stores::remote::{RemoteOptions, RemoteStore};
 use ratelimit_core::stores::{Reply, StoreError};
 use test_support::RestStack;
 
@@ -24,8 +24,8 @@ async fn commandstats(stack: &RestStack) -> HashMap<String, u64> {
         .collect()
 }
 
-fn client(stack: &RestStack) -> UpstashRest {
-    UpstashRest::new(&stack.url, &stack.token, UpstashRestOptions::default()).expect("client")
+fn client(stack: &RestStack) -> RemoteStore {
+    RemoteStore::upstash_rest(&stack.url, &stack.token, RemoteOptions::default()).expect("client")
 }
 
 #[tokio::test]
@@ -134,7 +134,8 @@ async fn redis_http_and_transport_errors_are_distinct_and_never_show_the_token()
     );
 
     let secret = "wrong-token-123456789";
-    let bad = UpstashRest::new(&stack.url, secret, UpstashRestOptions::default()).expect("client");
+    let bad =
+        RemoteStore::upstash_rest(&stack.url, secret, RemoteOptions::default()).expect("client");
     let err = bad
         .command(vec!["PING".into()])
         .await
@@ -148,12 +149,12 @@ async fn redis_http_and_transport_errors_are_distinct_and_never_show_the_token()
     let url = stack.url.clone();
     let token = stack.token.clone();
     stack.stop().await;
-    let gone = UpstashRest::new(
+    let gone = RemoteStore::upstash_rest(
         &url,
         &token,
-        UpstashRestOptions {
+        RemoteOptions {
             request_timeout: Duration::from_secs(2),
-            ..UpstashRestOptions::default()
+            ..RemoteOptions::default()
         },
     )
     .expect("client");
@@ -167,21 +168,21 @@ async fn redis_http_and_transport_errors_are_distinct_and_never_show_the_token()
 
 #[test]
 fn bad_configuration_is_refused_up_front() {
-    let opts = UpstashRestOptions::default;
+    let opts = RemoteOptions::default;
     assert!(matches!(
-        UpstashRest::new("not a url", "t", opts()),
+        RemoteStore::upstash_rest("not a url", "t", opts()),
         Err(StoreError::InvalidConfig(_))
     ));
     assert!(matches!(
-        UpstashRest::new("ftp://h", "t", opts()),
+        RemoteStore::upstash_rest("ftp://h", "t", opts()),
         Err(StoreError::InvalidConfig(_))
     ));
     assert!(matches!(
-        UpstashRest::new("http://127.0.0.1:1", "", opts()),
+        RemoteStore::upstash_rest("http://127.0.0.1:1", "", opts()),
         Err(StoreError::InvalidConfig(_))
     ));
     assert!(matches!(
-        UpstashRest::new("http://127.0.0.1:1", "bad\ntoken", opts()),
+        RemoteStore::upstash_rest("http://127.0.0.1:1", "bad\ntoken", opts()),
         Err(StoreError::InvalidConfig(_))
     ));
 }

@@ -1,0 +1,256 @@
+//! One batch as one `POST {url}/pipeline` to an Upstash REST endpoint: the body is written
+//! straight from the commands, the answer is decoded from `Upstash-Encoding: base64`, and no
+//! error text ever carries the token.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use serde_json::Value as Json;
+
+use crate::stores::remote::{Attempt, Command};
+use crate::stores::{Reply, StoreError};
+
+pub(crate) struct RestTransport {
+    http: reqwest::Client,
+    pipeline_url: String,
+    /// Host and port only: what error messages may show.
+    display_host: String,
+    /// Kept only to scrub it from anything a server echoes back into an error.
+    token: String,
+    headers: HeaderMap,
+}
+
+impl RestTransport {
+    pub(crate) fn new(
+        url: &str,
+        token: &str,
+        request_timeout: Duration,
+        accept_invalid_certs: bool,
+    ) -> Result<Self, StoreError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| StoreError::InvalidConfig(format!("invalid Upstash REST URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(StoreError::InvalidConfig(format!(
+                "the Upstash REST URL must start with http:// or https://, got scheme {:?}",
+                parsed.scheme()
+            )));
+        }
+        if token.is_empty() {
+            return Err(StoreError::InvalidConfig(
+                "the Upstash REST token is empty".into(),
+            ));
+        }
+        let display_host = match (parsed.host_str(), parsed.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            _ => "<no host>".into(),
+        };
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            StoreError::InvalidConfig("the Upstash REST token contains invalid characters".into())
+        })?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("upstash-encoding", HeaderValue::from_static("base64"));
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .timeout(request_timeout)
+            .tls_danger_accept_invalid_certs(accept_invalid_certs)
+            .build()
+            .map_err(|e| StoreError::InvalidConfig(format!("cannot build the HTTP client: {e}")))?;
+        let base = url.trim_end_matches('/');
+        Ok(RestTransport {
+            http,
+            pipeline_url: format!("{base}/pipeline"),
+            display_host,
+            token: token.to_string(),
+            headers,
+        })
+    }
+
+    /// POSTs one pipeline once; a transport or HTTP-level failure fails every item.
+    pub(crate) async fn send(
+        &self,
+        commands: &[&Command],
+        as_eval: bool,
+    ) -> Result<Vec<Result<Reply, StoreError>>, Attempt> {
+        let body = pipeline_body(commands, as_eval).map_err(Attempt::Failed)?;
+        let response = self
+            .http
+            .post(&self.pipeline_url)
+            .headers(self.headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if connection_refused(&e) {
+                    Attempt::NotRun(self.transport_error(e))
+                } else {
+                    Attempt::Failed(self.transport_error(e))
+                }
+            })?;
+        let status = response.status();
+        let text = response
+            .bytes()
+            .await
+            .map_err(|e| Attempt::Failed(self.transport_error(e)))?;
+        let parsed: Result<Json, _> = serde_json::from_slice(&text);
+        if !status.is_success() {
+            let message = match parsed {
+                Ok(Json::Object(map)) => match map.get("error") {
+                    Some(Json::String(err)) => self.scrub(err.clone()),
+                    _ => self.snippet(&text),
+                },
+                _ => self.snippet(&text),
+            };
+            let err = StoreError::Http {
+                status: status.as_u16(),
+                message,
+            };
+            // 502/503: the REST server could not reach Redis, so nothing ran.
+            return Err(if matches!(status.as_u16(), 502 | 503) {
+                Attempt::NotRun(err)
+            } else {
+                Attempt::Failed(err)
+            });
+        }
+        match parsed {
+            Ok(Json::Array(items)) => Ok(items.iter().map(decode_item).collect()),
+            Ok(_) | Err(_) => Err(Attempt::Failed(StoreError::BadResponse(format!(
+                "expected a JSON array from /pipeline, got: {}",
+                self.snippet(&text)
+            )))),
+        }
+    }
+
+    fn transport_error(&self, err: reqwest::Error) -> StoreError {
+        let kind = if err.is_timeout() {
+            "timed out"
+        } else if err.is_connect() {
+            "could not connect"
+        } else {
+            "failed"
+        };
+        // `without_url` keeps credentials that might sit in the URL out of the message; the
+        // causes say what actually happened (e.g. an invalid certificate, a reset connection).
+        let err = err.without_url();
+        let mut message = format!("request to {} {kind}: {err}", self.display_host);
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        StoreError::Transport(self.scrub(message))
+    }
+
+    /// Removes the token from text that came from elsewhere (a server may echo request headers).
+    fn scrub(&self, text: String) -> String {
+        if self.token.is_empty() || !text.contains(&self.token) {
+            return text;
+        }
+        text.replace(&self.token, "[redacted]")
+    }
+
+    /// The start of a body, for an error message, without the token.
+    fn snippet(&self, bytes: &[u8]) -> String {
+        self.scrub(truncated(bytes))
+    }
+}
+
+/// The `/pipeline` body for these commands: `[[...],[...]]`, each item a JSON array of strings,
+/// written straight into the body (no `serde_json::Value` tree, no copy of each part).
+fn pipeline_body(commands: &[&Command], as_eval: bool) -> Result<Vec<u8>, StoreError> {
+    let mut body = Vec::with_capacity(1024);
+    body.push(b'[');
+    for (i, command) in commands.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        command.with_parts(as_eval, false, |parts| {
+            serde_json::to_writer(&mut body, parts).map_err(|e| StoreError::Internal(e.to_string()))
+        })?;
+    }
+    body.push(b']');
+    Ok(body)
+}
+
+/// Whether the connection was refused (nothing listening yet, e.g. a server restarting): the
+/// only transport failure after which the request certainly did not run and is worth resending.
+/// A TLS failure is also a "connect" error, but resending cannot fix a certificate.
+fn connection_refused(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
+            );
+        }
+        source = cause.source();
+    }
+    false
+}
+
+fn truncated(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+fn decode_item(item: &Json) -> Result<Reply, StoreError> {
+    match item {
+        Json::Object(map) => {
+            if let Some(err) = map.get("error") {
+                return Err(StoreError::Redis(match err {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                }));
+            }
+            match map.get("result") {
+                Some(result) => decode_value(result, true),
+                None => Err(StoreError::BadResponse(
+                    "a pipeline item has neither result nor error".into(),
+                )),
+            }
+        }
+        other => Err(StoreError::BadResponse(format!(
+            "unexpected pipeline item: {}",
+            truncated(other.to_string().as_bytes())
+        ))),
+    }
+}
+
+/// Undoes `Upstash-Encoding: base64`: strings are base64 except a top-level "OK".
+fn decode_value(value: &Json, top_level: bool) -> Result<Reply, StoreError> {
+    match value {
+        Json::Null => Ok(Reply::Nil),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Reply::Int)
+            .or_else(|| n.as_f64().map(|f| Reply::Bytes(f.to_string().into_bytes())))
+            .ok_or_else(|| StoreError::BadResponse(format!("unexpected number {n}"))),
+        Json::String(s) if top_level && s == "OK" => Ok(Reply::Bytes(b"OK".to_vec())),
+        Json::String(s) => STANDARD
+            .decode(s)
+            .map(Reply::Bytes)
+            .map_err(|_| StoreError::BadResponse(format!("a reply string is not base64: {s:?}"))),
+        Json::Array(items) => items
+            .iter()
+            .map(|v| decode_value(v, false))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Reply::Array),
+        Json::Bool(b) => Ok(Reply::Int(i64::from(*b))),
+        Json::Object(_) => Err(StoreError::BadResponse(
+            "unexpected object in a reply".into(),
+        )),
+    }
+}
