@@ -131,6 +131,8 @@ const BUILT_IN = Symbol.for('ratelimit-native.algorithm')
 const SYNC_LIMIT = Symbol('ratelimit-native.syncLimit')
 /** On our counter algorithms: the ephemeral-cache answer for a blocked identifier, or null. */
 const CACHED_BLOCK = Symbol('ratelimit-native.cachedBlock')
+/** On our counter algorithms: limit on a native remote store, as one Promise (no async layers). */
+const REMOTE_LIMIT = Symbol('ratelimit-native.remoteLimit')
 
 /**
  * On a response whose limit script also ran the deny-list check and the analytics write:
@@ -217,6 +219,17 @@ function counterAlgorithm(algo, staticLimit, describe) {
       },
     },
     [CACHED_BLOCK]: { value: (ctx, identifier, rate) => blockedResponse(ctx, identifier, callCost(rate)) },
+    // After CACHED_BLOCK said no: the queued call and the response built from its numbers.
+    [REMOTE_LIMIT]: {
+      value: (ctx, identifier, rate, store) => {
+        const incrementBy = callCost(rate)
+        const now = Date.now()
+        const dyn = dynamicKey(ctx, identifier)
+        return store
+          .call((id) => algo.limitQueue(store.native, id, identifier, now, incrementBy, dyn, ctx[WAIT_MS]))
+          .then((numbers) => finish(ctx, identifier, incrementBy, numbers))
+      },
+    },
   })
   return asAlgorithm(impl, describe)
 }
@@ -295,4 +308,4 @@ function cachedFixedWindow(tokens, window) {
   return asAlgorithm(impl, { kind: 'cachedFixedWindow', tokens, windowMs })
 }
 
-module.exports = { WAIT_MS, callCost, numberArg, fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, evalThroughClient, queued }
+module.exports = { WAIT_MS, callCost, numberArg, fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, REMOTE_LIMIT, evalThroughClient, queued }

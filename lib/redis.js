@@ -54,7 +54,9 @@ function batchedCalls(native, flushSoon) {
       const id = data[i]
       const n = data[i + 1]
       const entry = settled(id)
-      const numbers = data.slice(i + 2, i + 2 + n)
+      // A plain array, not `data.slice()`: a typed-array copy allocates an ArrayBuffer per call.
+      const numbers = new Array(n)
+      for (let j = 0; j < n; j++) numbers[j] = data[i + 2 + j]
       i += 2 + n
       if (entry) entry.resolve(entry.withNotes ? { numbers, analyticsError: noteOf.get(id) } : numbers)
     }
