@@ -87,12 +87,17 @@ function queued(store, promise) {
   return promise
 }
 
+/** The limit call queued on a native remote store: a Promise of its numbers. */
+function queueLimit(algo, store, ctx, key, now, rate, dyn) {
+  return store.call((id) => algo.limitQueue(store.native, id, key, now, rate, dyn, ctx[WAIT_MS]))
+}
+
 async function runLimit(algo, ctx, key, now, rate) {
   const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
   if (store) {
     if (store.sync) return algo.limitNow(store.native, key, now, rate, dyn)
-    return store.call((id) => algo.limitQueue(store.native, id, key, now, rate, dyn, ctx[WAIT_MS]))
+    return queueLimit(algo, store, ctx, key, now, rate, dyn)
   }
   const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
   return algo.limitOutcome(replyNumbers(reply), now, rate)
@@ -223,11 +228,9 @@ function counterAlgorithm(algo, staticLimit, describe) {
     [REMOTE_LIMIT]: {
       value: (ctx, identifier, rate, store) => {
         const incrementBy = callCost(rate)
-        const now = Date.now()
-        const dyn = dynamicKey(ctx, identifier)
-        return store
-          .call((id) => algo.limitQueue(store.native, id, identifier, now, incrementBy, dyn, ctx[WAIT_MS]))
-          .then((numbers) => finish(ctx, identifier, incrementBy, numbers))
+        return queueLimit(algo, store, ctx, identifier, Date.now(), incrementBy, dynamicKey(ctx, identifier)).then((numbers) =>
+          finish(ctx, identifier, incrementBy, numbers),
+        )
       },
     },
   })
