@@ -1,6 +1,5 @@
 //! The Upstash REST client against the project's REST server and a real redis-server.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ratelimit_core::algorithms::fixed_window::{FixedWindow, FixedWindowLimitReply};
@@ -8,21 +7,6 @@ use ratelimit_core::scripts::FIXED_WINDOW_LIMIT;
 use ratelimit_core::stores::remote::{RemoteOptions, RemoteStore};
 use ratelimit_core::stores::{Reply, StoreError};
 use test_support::RestStack;
-
-async fn commandstats(stack: &RestStack) -> HashMap<String, u64> {
-    let mut conn = stack.redis.connection().await;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .expect("INFO");
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
-            Some((name.to_string(), rest.split(',').next()?.parse().ok()?))
-        })
-        .collect()
-}
 
 fn client(stack: &RestStack) -> RemoteStore {
     RemoteStore::upstash_rest(&stack.url, &stack.token, RemoteOptions::default()).expect("client")
@@ -44,7 +28,7 @@ async fn runs_scripts_with_evalsha_and_falls_back_to_eval_once() {
         assert_eq!(reply.count, expected);
         assert_eq!(reply.limit, 5);
     }
-    let stats = commandstats(&stack).await;
+    let stats = stack.redis.commandstats().await;
     assert_eq!(stats.get("evalsha"), Some(&3), "{stats:?}");
     assert_eq!(
         stats.get("eval"),

@@ -1,7 +1,6 @@
 //! The TCP (RESP) store against a real redis-server: stock scripts, EVALSHA → EVAL, the same keys
 //! as the REST path, and errors without the password.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ratelimit_core::algorithms::fixed_window::{FixedWindow, FixedWindowLimitReply};
@@ -10,21 +9,6 @@ use ratelimit_core::scripts::FIXED_WINDOW_LIMIT;
 use ratelimit_core::stores::remote::{RemoteOptions, RemoteStore};
 use ratelimit_core::stores::{Reply, StoreError};
 use test_support::{RedisServer, RestStack};
-
-async fn commandstats(redis: &RedisServer) -> HashMap<String, u64> {
-    let mut conn = redis.connection().await;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .expect("INFO");
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
-            Some((name.to_string(), rest.split(',').next()?.parse().ok()?))
-        })
-        .collect()
-}
 
 fn tcp(url: &str) -> RemoteStore {
     RemoteStore::redis_tcp(url, RemoteOptions::default()).expect("client")
@@ -50,7 +34,7 @@ async fn runs_the_scripts_on_stock_redis_evalsha_first_then_eval_once() {
     for expected in 1..=3 {
         assert_eq!(fixed_count(&store, &algo, "p:u", now).await, expected);
     }
-    let stats = commandstats(&redis).await;
+    let stats = redis.commandstats().await;
     assert_eq!(stats.get("evalsha"), Some(&3), "{stats:?}");
     assert_eq!(
         stats.get("eval"),
@@ -66,7 +50,7 @@ async fn runs_the_scripts_on_stock_redis_evalsha_first_then_eval_once() {
         .await
         .expect("flush");
     assert_eq!(fixed_count(&store, &algo, "p:u", now).await, 4);
-    assert_eq!(commandstats(&redis).await.get("eval"), Some(&2));
+    assert_eq!(redis.commandstats().await.get("eval"), Some(&2));
 
     // The sliding window (two keys, more Lua) runs too.
     let sliding = SlidingWindow::new(10.0, 1000);

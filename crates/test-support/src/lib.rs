@@ -2,6 +2,7 @@
 //! password, `--save '' --appendonly no`, its own temp dir) and the local Upstash REST server in
 //! front of it. Both stop when their handle is dropped, also when a test panics.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -116,6 +117,22 @@ impl RedisServer {
             .get_multiplexed_async_connection()
             .await
             .expect("connect to test redis")
+    }
+
+    /// Calls per command so far (`INFO commandstats`), e.g. `{"evalsha": 3, "eval": 1}`.
+    pub async fn commandstats(&self) -> HashMap<String, u64> {
+        let mut conn = self.connection().await;
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .expect("INFO");
+        info.lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+                Some((name.to_string(), rest.split(',').next()?.parse().ok()?))
+            })
+            .collect()
     }
 
     pub fn pid(&self) -> u32 {
