@@ -87,17 +87,12 @@ function queued(store, promise) {
   return promise
 }
 
-/** The limit call queued on a native remote store: a Promise of its numbers. */
-function queueLimit(algo, store, ctx, key, now, rate, dyn) {
-  return store.call((id) => algo.limitQueue(store.native, id, key, now, rate, dyn, ctx[WAIT_MS]))
-}
-
 async function runLimit(algo, ctx, key, now, rate) {
   const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
   if (store) {
     if (store.sync) return algo.limitNow(store.native, key, now, rate, dyn)
-    return queueLimit(algo, store, ctx, key, now, rate, dyn)
+    return store.call((id) => algo.limitQueue(store.native, id, key, now, rate, dyn, ctx[WAIT_MS]))
   }
   const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
   return algo.limitOutcome(replyNumbers(reply), now, rate)
@@ -224,12 +219,19 @@ function counterAlgorithm(algo, staticLimit, describe) {
       },
     },
     [CACHED_BLOCK]: { value: (ctx, identifier, rate) => blockedResponse(ctx, identifier, callCost(rate)) },
-    // After CACHED_BLOCK said no: the queued call and the response built from its numbers.
+    // After CACHED_BLOCK said no: the queued call, answered with the response built from its
+    // numbers (or the guard's timeout/error answers: redis.js guardedCall).
     [REMOTE_LIMIT]: {
-      value: (ctx, identifier, rate, store) => {
+      value: (ctx, identifier, rate, store, guard, timeoutMs) => {
         const incrementBy = callCost(rate)
-        return queueLimit(algo, store, ctx, identifier, Date.now(), incrementBy, dynamicKey(ctx, identifier)).then((numbers) =>
-          finish(ctx, identifier, incrementBy, numbers),
+        const now = Date.now()
+        const dyn = dynamicKey(ctx, identifier)
+        return store.guardedCall(
+          (id) => algo.limitQueue(store.native, id, identifier, now, incrementBy, dyn, ctx[WAIT_MS]),
+          (numbers) => finish(ctx, identifier, incrementBy, numbers),
+          guard,
+          timeoutMs,
+          now,
         )
       },
     },

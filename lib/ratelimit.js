@@ -134,41 +134,29 @@ class RegionRatelimit {
         return Promise.reject(error)
       }
       if (this.#remoteStore) {
-        let work
         try {
-          work = fast[algorithms.REMOTE_LIMIT](this.ctx, key, req?.rate, this.#remoteStore)
+          return fast[algorithms.REMOTE_LIMIT](this.ctx, key, req?.rate, this.#remoteStore, this.#guard, this.timeout)
         } catch (error) {
-          work = Promise.reject(error)
+          return new Promise((resolve) => resolve(this.#guard.onError(error)))
         }
-        return this.#guarded(work)
       }
     }
     return this.#limitGuarded(identifier, req)
   }
 
   /**
-   * The timeout race and failClosed around a plain limit call (no analytics): one Promise and
-   * one timer. The same answers as #limitGuarded's race.
+   * The answers of a plain limit call on a native remote store when it cannot give its own:
+   * the timeout answer (also for a call the native queue dropped, unsent, at its deadline: see
+   * #limitGuarded), and failClosed's. The same answers as #limitGuarded's race; the store's
+   * queue applies them (one Promise per call, timeouts on a shared timer: lib/deadlines.js).
    */
-  #guarded(work) {
-    const failClosed = this.failClosed
-    if (!(this.timeout > 0)) return failClosed ? work.catch(failClosedResponse) : work
-    return new Promise((resolve, reject) => {
-      const timeoutId = setTimeout(() => resolve(failClosed ? failClosedResponse() : timeoutResponse()), this.timeout)
-      work.then(
-        (response) => {
-          clearTimeout(timeoutId)
-          resolve(response)
-        },
-        (error) => {
-          clearTimeout(timeoutId)
-          // Dropped unsent at the deadline: the timeout answer (see #limitGuarded).
-          if (droppedAtTimeout(error)) resolve(failClosed ? failClosedResponse() : timeoutResponse())
-          else if (failClosed) resolve(failClosedResponse(error))
-          else reject(error)
-        },
-      )
-    })
+  #guard = {
+    onTimeout: () => (this.failClosed ? failClosedResponse() : timeoutResponse()),
+    onError: (error) => {
+      if (droppedAtTimeout(error)) return this.failClosed ? failClosedResponse() : timeoutResponse()
+      if (this.failClosed) return failClosedResponse(error)
+      throw error
+    },
   }
 
   /** limit() in general: the timeout race, protection, analytics, any Algorithm. */

@@ -10,6 +10,7 @@
 //   → the compat path: the same scripts, sent through that object's methods from JS.
 
 const native = require('./native')
+const { DeadlineQueue } = require('./deadlines')
 
 /**
  * redis object → `{ native: NativeStore, sync, flushSoon }` (or null for the compat path).
@@ -31,14 +32,68 @@ const FLUSH_AT = 32
 const keepAliveTimer = setInterval
 
 /**
+ * One queued call waiting for its answer. Plain calls resolve with the numbers (and, `withNotes`,
+ * the analytics note). Guarded calls (`guard` set: the limit fast path) resolve with
+ * `finish(numbers)`, and with the guard's answers on a timeout or an error, so a limit() costs
+ * one Promise and no timer of its own (see deadlines.js).
+ */
+class PendingCall {
+  constructor(resolve, reject, withNotes, finish, guard) {
+    this.resolve = resolve
+    this.reject = reject
+    this.withNotes = withNotes
+    this.finish = finish
+    this.guard = guard
+    this.settled = false
+    this.deadline = 0
+  }
+
+  answer(numbers, note) {
+    this.settled = true
+    const value = this.withNotes ? { numbers, analyticsError: note } : numbers
+    if (!this.finish) return this.resolve(value)
+    // Runs after an expiry too, as upstream's still-running limit does after losing the timeout
+    // race: its ephemeral-cache update is not lost (the Promise is already settled).
+    let response
+    try {
+      response = this.finish(value)
+    } catch (error) {
+      return this.fail(error)
+    }
+    this.resolve(response)
+  }
+
+  fail(error) {
+    this.settled = true
+    if (!this.guard) return this.reject(error)
+    try {
+      this.resolve(this.guard.onError(error))
+    } catch (thrown) {
+      this.reject(thrown)
+    }
+  }
+
+  /** The caller's timeout passed first. The call stays pending: its answer still finishes. */
+  expire() {
+    this.settled = true
+    this.resolve(this.guard.onTimeout())
+  }
+}
+
+/**
  * Calls queued with an id (`limitQueue`) are answered in batches through one completion
- * callback. This returns `call(issue, withNotes)`: it makes the call's Promise, passes `issue`
- * the id to queue under, and resolves with the numbers (and, `withNotes`, the analytics note).
+ * callback. This returns `{ call, guardedCall }`:
+ * - `call(issue, withNotes)` makes the call's Promise, passes `issue` the id to queue under, and
+ *   resolves with the numbers (and, `withNotes`, the analytics note);
+ * - `guardedCall(issue, finish, guard, timeoutMs, now)` resolves with `finish(numbers)`, or
+ *   `guard.onTimeout()` once `timeoutMs` passed (when > 0), or `guard.onError(error)` (which
+ *   may throw to reject).
  * A timer is held while calls are pending, because the native callback does not keep the
  * process alive by itself.
  */
 function batchedCalls(native, flushSoon) {
   const pending = new Map()
+  const deadlines = new Map() // timeout ms → DeadlineQueue
   let nextId = 1
   let keeper = null
   const settled = (id) => {
@@ -48,8 +103,11 @@ function batchedCalls(native, flushSoon) {
     return entry
   }
   native.onCompletions(({ data, failures, notes }) => {
-    const noteOf = new Map()
-    for (let i = 0; i < notes.length; i += 2) noteOf.set(Number(notes[i]), notes[i + 1])
+    let noteOf = null
+    if (notes.length > 0) {
+      noteOf = new Map()
+      for (let i = 0; i < notes.length; i += 2) noteOf.set(Number(notes[i]), notes[i + 1])
+    }
     for (let i = 0; i < data.length; ) {
       const id = data[i]
       const n = data[i + 1]
@@ -58,25 +116,42 @@ function batchedCalls(native, flushSoon) {
       const numbers = new Array(n)
       for (let j = 0; j < n; j++) numbers[j] = data[i + 2 + j]
       i += 2 + n
-      if (entry) entry.resolve(entry.withNotes ? { numbers, analyticsError: noteOf.get(id) } : numbers)
+      if (entry) entry.answer(numbers, noteOf?.get(id))
     }
     for (let i = 0; i < failures.length; i += 2) {
       const entry = settled(Number(failures[i]))
-      if (entry) entry.reject(new Error(failures[i + 1]))
+      if (entry) entry.fail(new Error(failures[i + 1]))
     }
+    for (const queue of deadlines.values()) queue.trim()
   })
-  return (issue, withNotes = false) =>
+  const enqueue = (issue, entry) => {
+    const id = nextId
+    nextId = nextId >= 0x7fffffff ? 1 : nextId + 1
+    issue(id)
+    pending.set(id, entry)
+    if (pending.size === 1) {
+      keeper ??= keepAliveTimer(() => {}, 1 << 30)
+      keeper.ref()
+    }
+    flushSoon()
+  }
+  const call = (issue, withNotes = false) =>
+    new Promise((resolve, reject) => enqueue(issue, new PendingCall(resolve, reject, withNotes, null, null)))
+  const guardedCall = (issue, finish, guard, timeoutMs, now) =>
     new Promise((resolve, reject) => {
-      const id = nextId
-      nextId = nextId >= 0x7fffffff ? 1 : nextId + 1
-      issue(id)
-      pending.set(id, { resolve, reject, withNotes })
-      if (pending.size === 1) {
-        keeper ??= keepAliveTimer(() => {}, 1 << 30)
-        keeper.ref()
+      const entry = new PendingCall(resolve, reject, false, finish, guard)
+      try {
+        enqueue(issue, entry)
+      } catch (error) {
+        return entry.fail(error) // refused before queueing (bad arguments): the guard's answer
       }
-      flushSoon()
+      if (timeoutMs > 0) {
+        let queue = deadlines.get(timeoutMs)
+        if (!queue) deadlines.set(timeoutMs, (queue = new DeadlineQueue(timeoutMs)))
+        queue.add(entry, now)
+      }
     })
+  return { call, guardedCall }
 }
 
 function remember(redis, native) {
@@ -99,7 +174,8 @@ function remember(redis, native) {
         scheduleFlush(flush)
       }
     }
-    entry = { native, sync, flushSoon: sync ? () => {} : flushSoon, call: sync ? null : batchedCalls(native, flushSoon) }
+    const calls = sync ? null : batchedCalls(native, flushSoon)
+    entry = { native, sync, flushSoon: sync ? () => {} : flushSoon, call: calls?.call, guardedCall: calls?.guardedCall }
   }
   storeOf.set(redis, entry)
   return entry

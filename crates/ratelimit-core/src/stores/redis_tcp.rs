@@ -125,7 +125,10 @@ impl RedisTcp {
         let mut pipe = Pipeline::with_capacity(commands.len());
         for command in commands {
             command.with_parts(as_eval, true, |parts| {
-                let mut cmd = Cmd::new();
+                // Sized up front: growing the buffers argument by argument was a tenth of this
+                // thread's time (realloc) at c=64.
+                let bytes = parts.iter().map(|part| part.len()).sum();
+                let mut cmd = Cmd::with_capacity(parts.len(), bytes);
                 for part in parts {
                     cmd.arg(*part);
                 }
