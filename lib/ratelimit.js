@@ -153,7 +153,7 @@ class RegionRatelimit {
   #guard = {
     onTimeout: () => (this.failClosed ? failClosedResponse() : timeoutResponse()),
     onError: (error) => {
-      if (droppedAtTimeout(error)) return this.failClosed ? failClosedResponse() : timeoutResponse()
+      if (droppedAtTimeout(error)) return this.#guard.onTimeout()
       if (this.failClosed) return failClosedResponse(error)
       throw error
     },
@@ -169,7 +169,7 @@ class RegionRatelimit {
       if (this.timeout > 0) {
         timer = new Promise((resolve) => {
           timeoutId = setTimeout(() => {
-            timedOut = this.failClosed ? failClosedResponse() : timeoutResponse()
+            timedOut = this.#guard.onTimeout()
             resolve(timedOut)
           }, this.timeout)
         })
@@ -179,7 +179,7 @@ class RegionRatelimit {
         // timeout one. Not marked as written: nothing ran, so analytics records this answer.
         work = work.catch((error) => {
           if (!droppedAtTimeout(error)) throw error
-          return this.failClosed ? failClosedResponse() : timeoutResponse()
+          return this.#guard.onTimeout()
         })
       }
       if (this.failClosed) work = work.catch((error) => failClosedResponse(error))
