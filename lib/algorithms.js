@@ -87,12 +87,17 @@ function queued(store, promise) {
   return promise
 }
 
+/** What queues a limit call on a native remote store under the id it is given. */
+function limitIssuer(algo, store, ctx, key, now, rate, dyn) {
+  return (id) => algo.limitQueue(store.native, id, key, now, rate, dyn, ctx[WAIT_MS])
+}
+
 async function runLimit(algo, ctx, key, now, rate) {
   const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
   if (store) {
     if (store.sync) return algo.limitNow(store.native, key, now, rate, dyn)
-    return store.call((id) => algo.limitQueue(store.native, id, key, now, rate, dyn, ctx[WAIT_MS]))
+    return store.call(limitIssuer(algo, store, ctx, key, now, rate, dyn))
   }
   const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
   return algo.limitOutcome(replyNumbers(reply), now, rate)
@@ -225,9 +230,8 @@ function counterAlgorithm(algo, staticLimit, describe) {
       value: (ctx, identifier, rate, store, guard, timeoutMs) => {
         const incrementBy = callCost(rate)
         const now = Date.now()
-        const dyn = dynamicKey(ctx, identifier)
         return store.guardedCall(
-          (id) => algo.limitQueue(store.native, id, identifier, now, incrementBy, dyn, ctx[WAIT_MS]),
+          limitIssuer(algo, store, ctx, identifier, now, incrementBy, dynamicKey(ctx, identifier)),
           (numbers) => finish(ctx, identifier, incrementBy, numbers),
           guard,
           timeoutMs,
