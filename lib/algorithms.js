@@ -118,14 +118,14 @@ async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
 async function runRemaining(algo, ctx, key, now) {
   const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
-  if (store) return store.sync ? algo.remainingNow(store.native, key, now, dyn) : queued(store, algo.remainingOn(store.native, key, now, dyn))
+  if (store) return store.sync ? algo.remainingNow(store.native, key, now, dyn) : queued(store, algo.remainingOn(store.queue(), key, now, dyn))
   const reply = await evalThroughClient(ctx.redis, algo.remainingCall(key, now, dyn))
   return algo.remainingOutcome(replyNumbers(reply), now)
 }
 
 async function runReset(algo, ctx, key) {
   const store = nativeStoreFor(ctx.redis)
-  if (store) return store.sync ? algo.resetNow(store.native, key, Date.now()) : queued(store, algo.resetOn(store.native, key))
+  if (store) return store.sync ? algo.resetNow(store.native, key, Date.now()) : queued(store, algo.resetOn(store.queue(), key))
   await evalThroughClient(ctx.redis, algo.resetCall(key))
 }
 
@@ -154,7 +154,8 @@ function asAlgorithm(impl, describe) {
 /** Where `memoryLimit` writes `[success, limit, remaining, reset]` (read before the next call). */
 const memoryOut = new Float64Array(4)
 
-/** The algorithm as `memoryLimit`'s numbers: kind (0 fixed, 1 sliding, 2 bucket) and params. */
+/** The algorithm as `memoryLimit`'s and `limitBatch`'s numbers: kind (0 fixed, 1 sliding,
+ * 2 bucket) and params. */
 function memoryArgs(describe) {
   switch (describe.kind) {
     case 'fixedWindow':
@@ -212,7 +213,8 @@ function counterAlgorithm(algo, staticLimit, describe) {
   // logic as `limit`, without its Promise layers. The memory-store call is a plain native
   // function with number arguments writing into a reused Float64Array (no object to unwrap,
   // no array to allocate): about half the cost of the method call.
-  const [kind, a, b, c] = memoryArgs(describe)
+  const asNumbers = memoryArgs(describe)
+  const [kind, a, b, c] = asNumbers
   Object.defineProperties(impl, {
     [SYNC_LIMIT]: {
       value: (ctx, identifier, rate) => {
@@ -230,13 +232,16 @@ function counterAlgorithm(algo, staticLimit, describe) {
       value: (ctx, identifier, rate, store, guard, timeoutMs) => {
         const incrementBy = callCost(rate)
         const now = Date.now()
-        return store.guardedCall(
-          limitIssuer(algo, store, ctx, identifier, now, incrementBy, dynamicKey(ctx, identifier)),
-          (numbers) => finish(ctx, identifier, incrementBy, numbers),
-          guard,
-          timeoutMs,
-          now,
-        )
+        const answer = (numbers) => finish(ctx, identifier, incrementBy, numbers)
+        const dyn = dynamicKey(ctx, identifier)
+        if (dyn === null && Number.isFinite(incrementBy) && now >= 0 && Number.isFinite(now)) {
+          // Buffered and handed over with the rest of this turn's calls (redis.js LimitBatch).
+          // Numbers the native side would refuse take the call of their own below, which
+          // throws the same error at once.
+          const limit = { algorithm: asNumbers, key: identifier, now, rate: incrementBy, waitMs: ctx[WAIT_MS] }
+          return store.guardedCall(null, answer, guard, timeoutMs, now, limit)
+        }
+        return store.guardedCall(limitIssuer(algo, store, ctx, identifier, now, incrementBy, dyn), answer, guard, timeoutMs, now)
       },
     },
   })

@@ -54,7 +54,7 @@ function inRegion(redis, onStore, viaClient) {
     const entry = nativeStoreFor(redis)
     if (entry?.sync) throw memoryStoreError()
     if (!entry) return viaClient()
-    const result = onStore(entry.native)
+    const result = onStore(entry.queue())
     entry.flushSoon()
     return result
   } catch (error) {

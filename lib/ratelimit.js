@@ -251,7 +251,7 @@ class RegionRatelimit {
     const { denyListKey, statusKey } = protection.protectionKeys(this.prefix)
     const store = nativeStoreFor(this.primaryRedis)
     const reply = store
-      ? await algorithms.queued(store, store.native.evalKnown('denyList.check', [denyListKey, statusKey], values))
+      ? await algorithms.queued(store, store.queue().evalKnown('denyList.check', [denyListKey, statusKey], values))
       : await algorithms.evalThroughClient(this.primaryRedis, { ...denyListCheckScript(), keys: [denyListKey, statusKey], args: values })
     const [flags, status] = reply
     return { status: Number(status), denied: (flags ?? []).map(Number) }

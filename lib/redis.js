@@ -13,7 +13,8 @@ const native = require('./native')
 const { DeadlineQueue } = require('./deadlines')
 
 /**
- * redis object → `{ native: NativeStore, sync, flushSoon }` (or null for the compat path).
+ * redis object → `{ native: NativeStore, sync, queue, flushSoon, call, guardedCall }` (or null
+ * for the compat path).
  * Remote stores queue each call when it is made; `flushSoon()` sends the queue in the event
  * loop's next check phase (`setImmediate`). By then every call issued in this turn has been
  * queued — including the continuations of all replies delivered in this turn's poll phase, which
@@ -46,6 +47,7 @@ class PendingCall {
     this.guard = guard
     this.settled = false
     this.deadline = 0
+    this.limit = null // a buffered limit call's arguments, until it is in the batch
   }
 
   answer(numbers, note) {
@@ -91,8 +93,9 @@ class PendingCall {
  * A timer is held while calls are pending, because the native callback does not keep the
  * process alive by itself.
  */
-function batchedCalls(native, flushSoon) {
+function batchedCalls(store, flushSoon) {
   const pending = new Map()
+  const limits = new LimitBatch()
   const deadlines = new Map() // timeout ms → DeadlineQueue
   let nextId = 1
   let keeper = null
@@ -102,7 +105,7 @@ function batchedCalls(native, flushSoon) {
     if (pending.size === 0 && keeper) keeper.unref()
     return entry
   }
-  native.onCompletions(({ data, failures, notes }) => {
+  store.onCompletions(({ data, failures, notes }) => {
     let noteOf = null
     if (notes.length > 0) {
       noteOf = new Map()
@@ -124,10 +127,21 @@ function batchedCalls(native, flushSoon) {
     }
     for (const queue of deadlines.values()) queue.trim()
   })
+  /** Sends the buffered limit calls to the native queue (before any other call, so the native
+   * queue keeps the order the calls were made in). */
+  const handOver = () => {
+    if (limits.count > 0) limits.handOver(store)
+  }
   const enqueue = (issue, entry) => {
     const id = nextId
     nextId = nextId >= 0x7fffffff ? 1 : nextId + 1
-    issue(id)
+    if (issue) {
+      handOver()
+      issue(id)
+    } else {
+      limits.add(id, entry.limit)
+      entry.limit = null
+    }
     pending.set(id, entry)
     if (pending.size === 1) {
       keeper ??= keepAliveTimer(() => {}, 1 << 30)
@@ -137,9 +151,11 @@ function batchedCalls(native, flushSoon) {
   }
   const call = (issue, withNotes = false) =>
     new Promise((resolve, reject) => enqueue(issue, new PendingCall(resolve, reject, withNotes, null, null)))
-  const guardedCall = (issue, finish, guard, timeoutMs, now) =>
+  /** `issue` null: `limit` (a LimitCall) is buffered and handed over in the next batch. */
+  const guardedCall = (issue, finish, guard, timeoutMs, now, limit = null) =>
     new Promise((resolve, reject) => {
       const entry = new PendingCall(resolve, reject, false, finish, guard)
+      entry.limit = limit
       try {
         enqueue(issue, entry)
       } catch (error) {
@@ -151,7 +167,54 @@ function batchedCalls(native, flushSoon) {
         queue.add(entry, now)
       }
     })
-  return { call, guardedCall }
+  return { call, guardedCall, handOver }
+}
+
+/** Numbers per call in a LimitBatch (src/limit_batch.rs reads the same layout). */
+const RECORD = 9
+
+/**
+ * limit() calls on a native remote store, buffered until the store flushes and then handed to
+ * `limitBatch` in one N-API call (a call of its own costs about 30 times as much on this
+ * thread: src/limit_batch.rs). Per call: `[id, kind, a, b, c, now, rate, waitMs, keyLength]`
+ * in `records`, and the key appended to `keys`.
+ */
+class LimitBatch {
+  constructor() {
+    this.records = new Float64Array(RECORD * 64)
+    this.count = 0
+    this.keys = ''
+  }
+
+  /** `limit`: `{ algorithm: [kind, a, b, c], key, now, rate, waitMs }`. */
+  add(id, limit) {
+    let at = this.count * RECORD
+    if (at + RECORD > this.records.length) {
+      const grown = new Float64Array(this.records.length * 2)
+      grown.set(this.records)
+      this.records = grown
+    }
+    const records = this.records
+    const algorithm = limit.algorithm
+    records[at++] = id
+    records[at++] = algorithm[0]
+    records[at++] = algorithm[1]
+    records[at++] = algorithm[2]
+    records[at++] = algorithm[3]
+    records[at++] = limit.now
+    records[at++] = limit.rate
+    records[at++] = limit.waitMs > 0 ? limit.waitMs : 0
+    records[at] = limit.key.length
+    this.keys += limit.key
+    this.count++
+  }
+
+  handOver(store) {
+    const { records, count, keys } = this
+    this.count = 0
+    this.keys = ''
+    native.limitBatch(store, records, count, keys)
+  }
 }
 
 function remember(redis, native) {
@@ -160,14 +223,17 @@ function remember(redis, native) {
     const sync = native.synchronous
     let scheduled = false
     let queued = 0
+    let handOver = null
     const flush = () => {
       scheduled = false
       queued = 0
+      handOver?.()
       native.flush()
     }
     const flushSoon = () => {
       if (++queued >= FLUSH_AT) {
         queued = 0
+        handOver?.()
         native.flush()
       } else if (!scheduled) {
         scheduled = true
@@ -175,7 +241,14 @@ function remember(redis, native) {
       }
     }
     const calls = sync ? null : batchedCalls(native, flushSoon)
-    entry = { native, sync, flushSoon: sync ? () => {} : flushSoon, call: calls?.call, guardedCall: calls?.guardedCall }
+    handOver = calls?.handOver
+    // `queue()`: the native store, for a call queued on it directly (not through `call`), after
+    // the buffered limit calls (so the native queue keeps the order calls were made in).
+    const queue = () => {
+      handOver?.()
+      return native
+    }
+    entry = { native, sync, queue, flushSoon: sync ? () => {} : flushSoon, call: calls?.call, guardedCall: calls?.guardedCall }
   }
   storeOf.set(redis, entry)
   return entry
@@ -274,7 +347,7 @@ function defineCommands(redis) {
     const entry = storeOf.get(redis)
     const args = parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p)))
     if (entry.sync) return parseReply(entry.native.commandNow(args, Date.now()))
-    const reply = entry.native.command(args)
+    const reply = entry.queue().command(args)
     entry.flushSoon()
     return parseReply(await reply)
   }

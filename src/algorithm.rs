@@ -25,10 +25,11 @@ use ratelimit_core::stores::Reply;
 use crate::args::{clock, cost, limit_numbers, positive, remaining_numbers, reply_error, window};
 use crate::errors::{invalid_arg, store_error};
 use crate::short_str::ShortStr;
-use crate::store::{NativeStore, StoreKind};
+use crate::store::{CompletionSink, NativeStore, StoreKind};
+use ratelimit_core::stores::remote::RemoteStore;
 
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Fixed(FixedWindow),
     Sliding(SlidingWindow),
     Bucket(TokenBucket),
@@ -66,7 +67,7 @@ fn dynamic_refs(keys: &Option<Vec<String>>) -> Vec<&str> {
 }
 
 /// How long the caller waits for a queued call (its limiter's timeout), if it gives up at all.
-fn wait_limit(wait_ms: Option<f64>) -> Option<std::time::Duration> {
+pub(crate) fn wait_limit(wait_ms: Option<f64>) -> Option<std::time::Duration> {
     wait_ms
         .filter(|ms| ms.is_finite() && *ms > 0.0)
         .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
@@ -196,6 +197,63 @@ fn memory_of(store: &NativeStore) -> Result<&Arc<MemoryStore>> {
 }
 
 impl Kind {
+    /// The algorithm as plain numbers (how the hot paths pass it): `kind` 0 fixed window,
+    /// 1 sliding window (`a` tokens, `b` window ms), 2 token bucket (`a` refill rate, `b`
+    /// interval ms, `c` max tokens).
+    pub(crate) fn from_numbers(kind: u32, a: f64, b: f64, c: f64) -> Result<Kind> {
+        Ok(match kind {
+            0 => Kind::Fixed(FixedWindow::new(
+                positive("tokens", a)?,
+                window("window", b)?,
+            )),
+            1 => Kind::Sliding(SlidingWindow::new(
+                positive("tokens", a)?,
+                window("window", b)?,
+            )),
+            2 => Kind::Bucket(TokenBucket::new(
+                positive("refillRate", a)?,
+                window("interval", b)?,
+                positive("maxTokens", c)?,
+            )),
+            _ => return Err(invalid_arg("unknown algorithm kind")),
+        })
+    }
+
+    /// Queues the whole limit call on a remote store; its outcome, `[success, limit, remaining,
+    /// reset]`, reaches JS through the store's completion sink under `id`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn queue_limit(
+        self,
+        client: &RemoteStore,
+        sink: &Arc<CompletionSink>,
+        id: u32,
+        key: &str,
+        now: u64,
+        rate: f64,
+        dynamic_keys: &[&str],
+        wait: Option<std::time::Duration>,
+    ) -> Result<()> {
+        let call = self.limit_call(key, now, rate, dynamic_keys);
+        let sink = sink.clone();
+        client
+            .queue_eval_with(
+                call.script,
+                call.keys,
+                call.args,
+                Box::new(move |reply| {
+                    match reply
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| self.limit_outcome(&r.numbers(), now).map_err(|e| e.reason))
+                    {
+                        Ok(numbers) => sink.succeed(id, &numbers),
+                        Err(message) => sink.fail(id, message),
+                    }
+                }),
+                wait,
+            )
+            .map_err(store_error)
+    }
+
     /// limit() on the memory store, synchronously: the same state transitions as the scripts.
     fn limit_in_memory(
         &self,
@@ -564,32 +622,19 @@ impl NativeAlgorithm {
         dynamic_keys: Option<Vec<String>>,
         wait_ms: Option<f64>,
     ) -> Result<()> {
-        let now = clock(now)?;
-        let call = self
-            .kind
-            .limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys));
-        let kind = self.kind;
-        let sink = store.completions.clone();
         let StoreKind::Remote(client) = &store.kind else {
             return Err(invalid_arg("limitQueue is for remote stores"));
         };
-        client
-            .queue_eval_with(
-                call.script,
-                call.keys,
-                call.args,
-                Box::new(move |reply| {
-                    match reply
-                        .map_err(|e| e.to_string())
-                        .and_then(|r| kind.limit_outcome(&r.numbers(), now).map_err(|e| e.reason))
-                    {
-                        Ok(numbers) => sink.succeed(id, &numbers),
-                        Err(message) => sink.fail(id, message),
-                    }
-                }),
-                wait_limit(wait_ms),
-            )
-            .map_err(store_error)
+        self.kind.queue_limit(
+            client,
+            &store.completions,
+            id,
+            &key,
+            clock(now)?,
+            cost(rate)?,
+            &dynamic_refs(&dynamic_keys),
+            wait_limit(wait_ms),
+        )
     }
 
     /// Like `limitQueue`, with protection and/or analytics in the same script: answered as
@@ -698,22 +743,7 @@ pub fn memory_limit(
     // SAFETY: the typed array's memory stays valid for this synchronous call, and no JS runs
     // (so nothing else can touch it) until the call returns.
     let out = unsafe { out.as_mut() };
-    let kind = match kind {
-        0 => Kind::Fixed(FixedWindow::new(
-            positive("tokens", a)?,
-            window("window", b)?,
-        )),
-        1 => Kind::Sliding(SlidingWindow::new(
-            positive("tokens", a)?,
-            window("window", b)?,
-        )),
-        2 => Kind::Bucket(TokenBucket::new(
-            positive("refillRate", a)?,
-            window("interval", b)?,
-            positive("maxTokens", c)?,
-        )),
-        _ => return Err(invalid_arg("unknown algorithm kind")),
-    };
+    let kind = Kind::from_numbers(kind, a, b, c)?;
     if out.len() < 4 {
         return Err(invalid_arg("out needs room for 4 numbers"));
     }

@@ -5,12 +5,14 @@
 mod algorithm;
 mod args;
 mod errors;
+mod limit_batch;
 mod multi_region;
 mod rest_server;
 mod short_str;
 mod store;
 
 pub use algorithm::*;
+pub use limit_batch::*;
 pub use multi_region::*;
 pub use rest_server::*;
 pub use store::*;

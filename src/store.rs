@@ -89,7 +89,7 @@ impl CompletionSink {
     }
 
     /// After a request: hand everything collected to JS.
-    fn deliver(&self) {
+    pub(crate) fn deliver(&self) {
         let batch = self.buffer.lock().ok().and_then(|mut guard| guard.take());
         if let (Some(batch), Some(callback)) = (batch, self.callback.get()) {
             let completions = Completions {

@@ -14,7 +14,9 @@ use crate::stores::{Reply, StoreError};
 
 pub(crate) struct RestTransport {
     http: reqwest::Client,
-    pipeline_url: String,
+    /// Parsed once: reqwest parses a text URL on every request (with IDNA host checks), about
+    /// as much work as building the whole pipeline body.
+    pipeline_url: reqwest::Url,
     /// Host and port only: what error messages may show.
     display_host: String,
     /// Kept only to scrub it from anything a server echoes back into an error.
@@ -64,9 +66,11 @@ impl RestTransport {
             .build()
             .map_err(|e| StoreError::InvalidConfig(format!("cannot build the HTTP client: {e}")))?;
         let base = url.trim_end_matches('/');
+        let pipeline_url = reqwest::Url::parse(&format!("{base}/pipeline"))
+            .map_err(|e| StoreError::InvalidConfig(format!("invalid Upstash REST URL: {e}")))?;
         Ok(RestTransport {
             http,
-            pipeline_url: format!("{base}/pipeline"),
+            pipeline_url,
             display_host,
             token: token.to_string(),
             headers,
@@ -82,7 +86,7 @@ impl RestTransport {
         let body = pipeline_body(commands, as_eval).map_err(Attempt::Failed)?;
         let response = self
             .http
-            .post(&self.pipeline_url)
+            .post(self.pipeline_url.clone())
             .headers(self.headers.clone())
             .body(body)
             .send()
