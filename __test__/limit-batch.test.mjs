@@ -111,6 +111,34 @@ for (const path of ['rest', 'tcp']) {
   })
 }
 
+describe('a hand-over that throws', () => {
+  test('answers its calls (rejected with the error, or failClosed\'s answer) and the process goes on', T, async () => {
+    const original = native.limitBatch
+    native.limitBatch = () => {
+      throw new Error('hand-over refused')
+    }
+    try {
+      const rl = new Ratelimit({ redis: stores.tcp, limiter: Ratelimit.fixedWindow(5, '60 s'), prefix: `throws-${tag()}` })
+      const results = await Promise.allSettled([rl.limit('a'), rl.limit('b')])
+      assert.deepEqual(
+        results.map((r) => [r.status, r.reason?.message]),
+        [
+          ['rejected', 'hand-over refused'],
+          ['rejected', 'hand-over refused'],
+        ],
+      )
+      const closed = new Ratelimit({ redis: stores.tcp, limiter: Ratelimit.fixedWindow(5, '60 s'), prefix: `throws-${tag()}`, failClosed: true })
+      const refused = await closed.limit('a')
+      assert.equal(refused.success, false)
+    } finally {
+      native.limitBatch = original
+    }
+    // The store still works once hand-overs do.
+    const rl = new Ratelimit({ redis: stores.tcp, limiter: Ratelimit.fixedWindow(5, '60 s'), prefix: `after-${tag()}` })
+    assert.equal((await rl.limit('a')).remaining, 4)
+  })
+})
+
 describe('limitBatch, called directly', () => {
   /** The store's completions as they arrive; `until(n)` waits (at most 5 s) for n answers. */
   function collect(store) {

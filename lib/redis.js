@@ -130,7 +130,15 @@ function batchedCalls(store, flushSoon) {
   /** Sends the buffered limit calls to the native queue (before any other call, so the native
    * queue keeps the order the calls were made in). */
   const handOver = () => {
-    if (limits.count > 0) limits.handOver(store)
+    const count = limits.count
+    if (count === 0) return
+    try {
+      limits.handOver(store)
+    } catch (error) {
+      // Not expected with records this file writes; if it happens, the calls are answered (as
+      // failures) rather than left pending, and the flush that handed them over does not throw.
+      for (let i = 0; i < count; i++) settled(limits.records[i * RECORD])?.fail(error)
+    }
   }
   const enqueue = (issue, entry) => {
     const id = nextId
