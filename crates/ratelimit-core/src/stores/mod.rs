@@ -3,6 +3,7 @@
 
 pub mod memory;
 pub mod memory_limiters;
+mod pipeline_answer;
 pub mod redis_tcp;
 pub mod remote;
 mod rest_transport;

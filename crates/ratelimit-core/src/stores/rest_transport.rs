@@ -9,6 +9,7 @@ use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value as Json;
 
+use crate::stores::pipeline_answer::PipelineAnswer;
 use crate::stores::remote::{Attempt, Command};
 use crate::stores::{Reply, StoreError};
 
@@ -103,9 +104,8 @@ impl RestTransport {
             .bytes()
             .await
             .map_err(|e| Attempt::Failed(self.transport_error(e)))?;
-        let parsed: Result<Json, _> = serde_json::from_slice(&text);
         if !status.is_success() {
-            let message = match parsed {
+            let message = match serde_json::from_slice::<Json>(&text) {
                 Ok(Json::Object(map)) => match map.get("error") {
                     Some(Json::String(err)) => self.scrub(err.clone()),
                     _ => self.snippet(&text),
@@ -123,13 +123,12 @@ impl RestTransport {
                 Attempt::Failed(err)
             });
         }
-        match parsed {
-            Ok(Json::Array(items)) => Ok(items.iter().map(decode_item).collect()),
-            Ok(_) | Err(_) => Err(Attempt::Failed(StoreError::BadResponse(format!(
+        decode_pipeline(&text).ok_or_else(|| {
+            Attempt::Failed(StoreError::BadResponse(format!(
                 "expected a JSON array from /pipeline, got: {}",
                 self.snippet(&text)
-            )))),
-        }
+            )))
+        })
     }
 
     fn transport_error(&self, err: reqwest::Error) -> StoreError {
@@ -210,6 +209,22 @@ fn truncated(bytes: &[u8]) -> String {
     out
 }
 
+/// A 200 answer's items; `None` when the body is not a JSON array.
+fn decode_pipeline(body: &[u8]) -> Option<Vec<Result<Reply, StoreError>>> {
+    match serde_json::from_slice::<PipelineAnswer>(body) {
+        Ok(PipelineAnswer(items)) => Some(items),
+        Err(_) => decode_pipeline_via_value(body),
+    }
+}
+
+/// The general decoder: through a `Value` tree, with a message for every unexpected shape.
+fn decode_pipeline_via_value(body: &[u8]) -> Option<Vec<Result<Reply, StoreError>>> {
+    match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Array(items)) => Some(items.iter().map(decode_item).collect()),
+        _ => None,
+    }
+}
+
 fn decode_item(item: &Json) -> Result<Reply, StoreError> {
     match item {
         Json::Object(map) => {
@@ -256,5 +271,68 @@ fn decode_value(value: &Json, top_level: bool) -> Result<Reply, StoreError> {
         Json::Object(_) => Err(StoreError::BadResponse(
             "unexpected object in a reply".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct decoder gives exactly what the `Value` decoder gives, item by item, message
+    /// by message, and leaves to it what it does not expect.
+    #[test]
+    fn the_direct_decoder_agrees_with_the_value_decoder() {
+        // Arrays of item objects: the direct decoder reads them itself.
+        let well_formed = [
+            r#"[]"#,
+            r#"[{"result":1},{"result":-7},{"result":null},{"result":"T0s="},{"result":"OK"}]"#,
+            r#"[{"result":[1,null,"YWJj",[2,"eA==",[]],"OK"]}]"#,
+            r#"[{"error":"ERR boom"},{"error":{"code":1}},{"error":null},{"result":1,"error":"both"}]"#,
+            r#"[{"result":1.5},{"result":18446744073709551615},{"result":9223372036854775807},{"result":true}]"#,
+            r#"[{"result":{"a":[1,2]}},{"result":"not base64!"},{"result":[1,"%%",{"x":1},2]},{}]"#,
+            r#"[{"other":[1,{"y":2}],"result":"T0\u0073="},{"result":1,"result":2}]"#,
+            r#"[{"result":"\u00e9"},{"result":[[["T0s="]]]}]"#,
+        ];
+        for body in well_formed {
+            let direct = serde_json::from_slice::<PipelineAnswer>(body.as_bytes())
+                .unwrap_or_else(|e| panic!("{body}: {e}"))
+                .0;
+            assert_eq!(
+                Some(direct),
+                decode_pipeline_via_value(body.as_bytes()),
+                "{body}"
+            );
+        }
+        // Anything else: the direct decoder gives up and the general one answers.
+        let other = [
+            r#"[1]"#,
+            r#"[{"result":1},"text"]"#,
+            r#"{"result":1}"#,
+            r#"not json"#,
+            r#"[{"result":1}"#,
+        ];
+        for body in other {
+            assert!(
+                serde_json::from_slice::<PipelineAnswer>(body.as_bytes()).is_err(),
+                "{body}"
+            );
+            assert_eq!(
+                decode_pipeline(body.as_bytes()),
+                decode_pipeline_via_value(body.as_bytes()),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            decode_pipeline(br#"[{"result":"T0s="},{"error":"E"},{"result":[1,"eA=="]}]"#),
+            Some(vec![
+                Ok(Reply::Bytes(b"OK".to_vec())),
+                Err(StoreError::Redis("E".into())),
+                Ok(Reply::Array(vec![
+                    Reply::Int(1),
+                    Reply::Bytes(b"x".to_vec())
+                ])),
+            ])
+        );
+        assert_eq!(decode_pipeline(br#"[1]"#).map(|items| items.len()), Some(1));
     }
 }
