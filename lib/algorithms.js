@@ -10,7 +10,10 @@
 const native = require('./native')
 const { nativeStoreFor } = require('./redis')
 
-const resolved = () => Promise.resolve()
+// A settled `pending` carries nothing, so every response that has nothing pending shares one
+// resolved Promise (upstream makes one per call: a small allocation on every limit()).
+const RESOLVED = Promise.resolve()
+const resolved = () => RESOLVED
 
 /** A factory's numeric argument: a number, checked further (positive, finite) natively. */
 function numberArg(name, value) {
