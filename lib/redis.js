@@ -47,7 +47,6 @@ class PendingCall {
     this.guard = guard
     this.settled = false
     this.deadline = 0
-    this.limit = null // a buffered limit call's arguments, until it is in the batch
     this.id = 0 // set when queued
   }
 
@@ -122,12 +121,13 @@ class PendingCalls {
 
 /**
  * Calls queued with an id (`limitQueue`) are answered in batches through one completion
- * callback. This returns `{ call, guardedCall }`:
+ * callback. This returns `{ call, guardedCall, handOver }`:
  * - `call(issue, withNotes)` makes the call's Promise, passes `issue` the id to queue under, and
  *   resolves with the numbers (and, `withNotes`, the analytics note);
- * - `guardedCall(issue, finish, guard, timeoutMs, now)` resolves with `finish(numbers)`, or
- *   `guard.onTimeout()` once `timeoutMs` passed (when > 0), or `guard.onError(error)` (which
- *   may throw to reject).
+ * - `guardedCall(issue, finish, guard, timeoutMs, now, limit)` resolves with `finish(numbers)`,
+ *   or `guard.onTimeout()` once `timeoutMs` passed (when > 0), or `guard.onError(error)` (which
+ *   may throw to reject); with `issue` null, `limit` goes into the LimitBatch instead;
+ * - `handOver()` gives the buffered limit calls to the native queue (the store's flush does).
  * A timer is held while calls are pending, because the native callback does not keep the
  * process alive by itself.
  */
@@ -177,15 +177,15 @@ function batchedCalls(store, flushSoon) {
       for (let i = 0; i < count; i++) settled(limits.records[i * RECORD])?.fail(error)
     }
   }
-  const enqueue = (issue, entry) => {
+  /** Queues `entry` under a new id: through `issue(id)`, or, without one, `limit` into the batch. */
+  const enqueue = (issue, entry, limit) => {
     const id = nextId
     nextId = nextId >= 0x7fffffff ? 1 : nextId + 1
     if (issue) {
       handOver()
       issue(id)
     } else {
-      limits.add(id, entry.limit)
-      entry.limit = null
+      limits.add(id, limit)
     }
     pending.add(id, entry)
     if (pending.size === 1) {
@@ -196,13 +196,12 @@ function batchedCalls(store, flushSoon) {
   }
   const call = (issue, withNotes = false) =>
     new Promise((resolve, reject) => enqueue(issue, new PendingCall(resolve, reject, withNotes, null, null)))
-  /** `issue` null: `limit` (a LimitCall) is buffered and handed over in the next batch. */
+  /** `issue` null: `limit` (LimitBatch.add's argument) is buffered for the next batch. */
   const guardedCall = (issue, finish, guard, timeoutMs, now, limit = null) =>
     new Promise((resolve, reject) => {
       const entry = new PendingCall(resolve, reject, false, finish, guard)
-      entry.limit = limit
       try {
-        enqueue(issue, entry)
+        enqueue(issue, entry, limit)
       } catch (error) {
         return entry.fail(error) // refused before queueing (bad arguments): the guard's answer
       }
