@@ -149,12 +149,23 @@ impl MemoryStore {
 
     /// Removes every expired entry now.
     pub fn sweep(&self, now: u64) -> usize {
-        let before = self.len();
-        self.windows.retain(|_, e| e.live(now));
-        self.map.retain(|_, e| e.live(now));
-        let after = self.len();
-        self.keys_bound.store(after, Ordering::Relaxed);
-        before.saturating_sub(after)
+        let mut removed = 0;
+        let mut live = |e: &dyn Expiring| {
+            let keep = e.live(now);
+            removed += usize::from(!keep);
+            keep
+        };
+        self.windows.retain(|_, e| live(e));
+        self.map.retain(|_, e| live(e));
+        // Subtract what went, rather than store a recount: keys inserted while the sweep (often
+        // a background one) counted would be lost from the bound, and each lost one is a key
+        // let in past the cap later.
+        let _ = self
+            .keys_bound
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bound| {
+                Some(bound.saturating_sub(removed))
+            });
+        removed
     }
 
     /// Forgets everything (tests).
@@ -613,6 +624,38 @@ mod tests {
             .update_counter("c", 100, |_| Ok((write(1, None), ())))
             .unwrap();
         assert_eq!(store.len(), 2);
+    }
+
+    /// A sweep running beside inserts (the background sweep does) must not lose their count:
+    /// a bound left lower than the keys held lets that many extra keys past the cap later
+    /// (the next check against the cap trusts the bound until it reaches the cap).
+    #[test]
+    fn sweeps_beside_inserts_never_let_the_store_past_its_cap() {
+        for round in 0..40 {
+            let store = MemoryStore::new(5_000);
+            // A few sweeps while the first keys go in, none near the cap.
+            let sweeper = {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        store.sweep(0);
+                    }
+                })
+            };
+            let mut admitted = 0;
+            for i in 0..6_000u64 {
+                let key = format!("r{round}:k{i}");
+                if store
+                    .update_counter(&key, 0, |_| Ok((write(1, None), ())))
+                    .is_ok()
+                {
+                    admitted += 1;
+                }
+            }
+            sweeper.join().unwrap_or_default();
+            assert_eq!(admitted, 5_000, "round {round}");
+            assert_eq!(store.len(), 5_000, "round {round}");
+        }
     }
 
     #[test]
