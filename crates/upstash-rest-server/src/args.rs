@@ -43,6 +43,12 @@ fn command_from_raw(raw: &[&RawValue]) -> Result<Command, BadBody> {
 /// the client wrote it), booleans "true"/"false". Null, objects and arrays are refused.
 fn argument(text: &str) -> Result<Vec<u8>, BadBody> {
     match text.as_bytes().first() {
+        // Without a backslash the string's bytes are the text between the quotes (serde_json
+        // validated it while reading the body: an unescaped quote or control character would
+        // have failed there), so the second parse is only needed for escapes.
+        Some(b'"') if text.len() >= 2 && !text.contains('\\') => {
+            Ok(text.as_bytes()[1..text.len() - 1].to_vec())
+        }
         Some(b'"') => serde_json::from_str::<String>(text)
             .map(String::into_bytes)
             .map_err(|e| BadBody(format!("ERR invalid string argument: {e}"))),
@@ -71,6 +77,20 @@ mod tests {
             .map(|a| String::from_utf8(a.clone()).unwrap())
             .collect();
         assert_eq!(text, ["set", "k", "1.5", "ex", "10", "true", "false", "é"]);
+    }
+
+    #[test]
+    fn strings_with_and_without_escapes_decode_alike() {
+        let cmd = parse_command(br#"["set","plain \u00e9 \"q\" \\ \n","caf\u00e9",""]"#).unwrap();
+        assert_eq!(cmd[1], "plain \u{e9} \"q\" \\ \n".as_bytes());
+        assert_eq!(cmd[2], "caf\u{e9}".as_bytes());
+        assert_eq!(cmd[3], b"");
+        // Raw control characters inside a string are invalid JSON, escaped or not.
+        assert!(parse_command(b"[\"set\",\"a\x01b\"]").is_err());
+        assert_eq!(
+            parse_command("[\"set\",\"caf\u{e9}\"]".as_bytes()).unwrap()[1],
+            "caf\u{e9}".as_bytes()
+        );
     }
 
     #[test]

@@ -46,6 +46,16 @@ enum After {
     ReportOriginalSha(String),
 }
 
+/// The script-cache commands `prepare` rewrites.
+enum ScriptCommand {
+    Eval,
+    EvalSha,
+    Load,
+    Exists,
+    Flush,
+    None,
+}
+
 struct Prepared {
     command: Command,
     after: After,
@@ -159,39 +169,64 @@ impl Executor {
     }
 
     /// Rewrites script commands and refuses connection-state commands.
+    ///
+    /// Names are compared in place, ignoring ASCII case: this runs for every command of every
+    /// request, and upper-casing copies of the name and subcommand cost two allocations each.
     fn prepare(&self, mut command: Command) -> Result<Prepared, String> {
-        let name = String::from_utf8_lossy(&command[0]).to_ascii_uppercase();
-        let sub = command
-            .get(1)
-            .map(|s| String::from_utf8_lossy(s).to_ascii_uppercase());
-        if CONNECTION_STATE_COMMANDS.contains(&name.as_str())
-            || (matches!(name.as_str(), "XREAD" | "XREADGROUP")
+        let Some(name) = command.first() else {
+            return Err("ERR empty command".into());
+        };
+        let is = |text: &str| name.eq_ignore_ascii_case(text.as_bytes());
+        let sub_is = |text: &str| {
+            command
+                .get(1)
+                .is_some_and(|sub| sub.eq_ignore_ascii_case(text.as_bytes()))
+        };
+        if CONNECTION_STATE_COMMANDS.iter().any(|refused| is(refused))
+            || ((is("XREAD") || is("XREADGROUP"))
                 && command.iter().any(|a| a.eq_ignore_ascii_case(b"BLOCK")))
-            || (name == "CLIENT" && sub.as_deref() == Some("REPLY"))
+            || (is("CLIENT") && sub_is("REPLY"))
         {
             return Err(format!(
                 "ERR '{}' is not supported by the REST API",
-                name.to_ascii_lowercase()
+                String::from_utf8_lossy(name).to_ascii_lowercase()
             ));
         }
+        let script = if is("EVAL") || is("EVAL_RO") {
+            ScriptCommand::Eval
+        } else if is("EVALSHA") || is("EVALSHA_RO") {
+            ScriptCommand::EvalSha
+        } else if is("SCRIPT") && sub_is("LOAD") {
+            ScriptCommand::Load
+        } else if is("SCRIPT") && sub_is("EXISTS") {
+            ScriptCommand::Exists
+        } else if is("SCRIPT") && sub_is("FLUSH") && is_valid_script_flush(&command) {
+            ScriptCommand::Flush
+        } else {
+            ScriptCommand::None
+        };
         let mut after = After::Nothing;
-        match (name.as_str(), sub.as_deref()) {
-            ("EVAL" | "EVAL_RO", _) if command.len() > 1 => {
+        match script {
+            ScriptCommand::Eval if command.len() > 1 => {
                 command[1] = self.shas.prepare_script(&command[1]).0;
             }
-            ("EVALSHA" | "EVALSHA_RO", _) if command.len() > 1 => {
-                command[1] = self.shas.translate(&command[1]);
+            ScriptCommand::EvalSha if command.len() > 1 => {
+                if let Some(mapped) = self.shas.translate(&command[1]) {
+                    command[1] = mapped;
+                }
             }
-            ("SCRIPT", Some("LOAD")) if command.len() > 2 => {
+            ScriptCommand::Load if command.len() > 2 => {
                 let (script, original) = self.shas.prepare_script(&command[2]);
                 command[2] = script;
                 if let Some(original) = original {
                     after = After::ReportOriginalSha(original);
                 }
             }
-            ("SCRIPT", Some("EXISTS")) => {
+            ScriptCommand::Exists => {
                 for sha in command.iter_mut().skip(2) {
-                    *sha = self.shas.translate(sha);
+                    if let Some(mapped) = self.shas.translate(sha) {
+                        *sha = mapped;
+                    }
                 }
             }
             // SCRIPT FLUSH: the rewritten-SHA map no longer matches Redis' cache. It is cleared
@@ -199,7 +234,7 @@ impl Executor {
             // the same body registers its mapping while being prepared, before the FLUSH reply
             // arrives, and clearing on the reply would drop that fresh mapping (SCRIPT LOAD would
             // then return a SHA1 that EVALSHA answers with NOSCRIPT).
-            ("SCRIPT", Some("FLUSH")) if is_valid_script_flush(&command) => self.shas.clear(),
+            ScriptCommand::Flush => self.shas.clear(),
             _ => {}
         }
         Ok(Prepared { command, after })
@@ -221,7 +256,9 @@ impl Executor {
     async fn send(&self, commands: &[&Command]) -> Result<Vec<Value>, Unavailable> {
         let mut pipe = Pipeline::with_capacity(commands.len());
         for command in commands {
-            let mut cmd = Cmd::new();
+            // Sized up front: growing the packed command argument by argument reallocates.
+            let bytes: usize = command.iter().map(|part| part.len()).sum();
+            let mut cmd = Cmd::with_capacity(command.len(), bytes);
             for part in command.iter() {
                 cmd.arg(part.as_slice());
             }

@@ -8,11 +8,11 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 
 use crate::args::{parse_command, parse_commands, BadBody};
 use crate::config::ServerConfig;
-use crate::encoding::{result_json, Encoding};
+use crate::encoding::{result_json, Encoding, ItemsJson};
 use crate::executor::{Executor, MultiOutcome, Reply, Unavailable};
 
 pub struct AppState {
@@ -71,7 +71,7 @@ fn route(path: &str, base_path: &str) -> Option<Endpoint> {
     }
 }
 
-fn json_response(status: StatusCode, body: &Json) -> Response {
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"error\":\"ERR\"}".to_vec());
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
@@ -101,13 +101,6 @@ fn encoding(headers: &HeaderMap) -> Encoding {
     {
         Some(v) if v.trim().eq_ignore_ascii_case("base64") => Encoding::Base64,
         _ => Encoding::Utf8,
-    }
-}
-
-fn item(reply: &Reply, encoding: Encoding) -> Json {
-    match reply {
-        Reply::Value(v) => json!({ "result": result_json(v, encoding) }),
-        Reply::Error(e) => json!({ "error": e }),
     }
 }
 
@@ -186,6 +179,12 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
     }
 }
 
+/// The answer to a single command: `{"result": …}`.
+#[derive(serde::Serialize)]
+struct SingleResult<'a> {
+    result: crate::encoding::ResultJson<'a>,
+}
+
 async fn single(state: &AppState, body: &[u8], encoding: Encoding) -> Response {
     let command = match parse_command(body) {
         Ok(c) => c,
@@ -196,7 +195,9 @@ async fn single(state: &AppState, body: &[u8], encoding: Encoding) -> Response {
         Ok(replies) => match replies.into_iter().next() {
             Some(Reply::Value(v)) => json_response(
                 StatusCode::OK,
-                &json!({ "result": result_json(&v, encoding) }),
+                &SingleResult {
+                    result: result_json(&v, encoding),
+                },
             ),
             Some(Reply::Error(e)) => error_response(StatusCode::BAD_REQUEST, &e),
             None => error_response(StatusCode::BAD_GATEWAY, "ERR missing reply from Redis"),
@@ -212,10 +213,7 @@ async fn pipeline(state: &AppState, body: &[u8], encoding: Encoding) -> Response
     };
     state.stats.count(commands.len());
     match state.executor.run_pipeline(commands).await {
-        Ok(replies) => json_response(
-            StatusCode::OK,
-            &Json::Array(replies.iter().map(|r| item(r, encoding)).collect()),
-        ),
+        Ok(replies) => json_response(StatusCode::OK, &ItemsJson(&replies, encoding)),
         Err(err) => unavailable_response(err),
     }
 }
@@ -227,10 +225,9 @@ async fn multi_exec(state: &AppState, body: &[u8], encoding: Encoding) -> Respon
     };
     state.stats.count(commands.len());
     match state.executor.run_multi(commands).await {
-        Ok(MultiOutcome::Committed(replies)) => json_response(
-            StatusCode::OK,
-            &Json::Array(replies.iter().map(|r| item(r, encoding)).collect()),
-        ),
+        Ok(MultiOutcome::Committed(replies)) => {
+            json_response(StatusCode::OK, &ItemsJson(&replies, encoding))
+        }
         Ok(MultiOutcome::Aborted(msg)) => error_response(StatusCode::BAD_REQUEST, &msg),
         Err(err) => unavailable_response(err),
     }

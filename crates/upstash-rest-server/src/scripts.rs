@@ -84,19 +84,18 @@ impl ShaMap {
         }
     }
 
-    /// The SHA1 to send to Redis for a client-supplied one.
-    pub fn translate(&self, sha: &[u8]) -> Vec<u8> {
-        let Ok(text) = std::str::from_utf8(sha) else {
-            return sha.to_vec();
+    /// The SHA1 to send to Redis instead of a client-supplied one, if this server rewrote that
+    /// script (`None`: send it as it is).
+    pub fn translate(&self, sha: &[u8]) -> Option<Vec<u8>> {
+        let text = std::str::from_utf8(sha).ok()?;
+        let map = self.rewritten.lock().ok()?;
+        // Clients send the lower-case form Redis itself uses; only other spellings need a copy.
+        let mapped = if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            map.get(&text.to_ascii_lowercase())
+        } else {
+            map.get(text)
         };
-        let key = text.to_ascii_lowercase();
-        match self.rewritten.lock() {
-            Ok(map) => map
-                .get(&key)
-                .map(|m| m.as_bytes().to_vec())
-                .unwrap_or_else(|| sha.to_vec()),
-            Err(_) => sha.to_vec(),
-        }
+        mapped.map(|m| m.as_bytes().to_vec())
     }
 
     /// SCRIPT FLUSH emptied Redis' cache, so the mapping is stale.
@@ -139,12 +138,13 @@ mod tests {
         assert_eq!(original, sha1_hex(script));
         assert_eq!(
             map.translate(original.to_uppercase().as_bytes()),
-            sha1_hex(&sent).into_bytes()
+            Some(sha1_hex(&sent).into_bytes())
         );
-        map.clear();
         assert_eq!(
             map.translate(original.as_bytes()),
-            original.clone().into_bytes()
+            Some(sha1_hex(&sent).into_bytes())
         );
+        map.clear();
+        assert_eq!(map.translate(original.as_bytes()), None);
     }
 }
