@@ -19,3 +19,14 @@ test('the harness starts a password-protected redis-server and a REST server, an
   assert.notEqual(stack.redis.process.exitCode ?? stack.redis.process.signalCode, null)
   assert.notEqual(stack.rest.process.exitCode ?? stack.rest.process.signalCode, null)
 })
+
+test('benchmark tables round a number before choosing its unit', async () => {
+  const { fmt } = await import('../bench/stats.mjs')
+  assert.equal(fmt(999_700), '1.00M')
+  assert.equal(fmt(999_400), '999k')
+  assert.equal(fmt(9_999.6), '10.0k')
+  assert.equal(fmt(1_234_567), '1.23M')
+  assert.equal(fmt(150.4), '150')
+  assert.equal(fmt(0.1234), '0.123')
+  assert.equal(fmt(null), 'n/a')
+})

@@ -84,7 +84,8 @@ export const median = (xs) => {
 /** Human-friendly numbers for the tables: 1234567 → "1.23M", 0.123 → "0.123". */
 export function fmt(x, digits = 3) {
   if (x === null || x === undefined || Number.isNaN(x)) return 'n/a'
-  const abs = Math.abs(x)
+  // Rounded before the unit is chosen, so 999,700 reads "1.00M" and not "1.00e+3k".
+  const abs = Math.abs(Number(x.toPrecision(digits)))
   if (abs >= 1e6) return `${(x / 1e6).toPrecision(digits)}M`
   if (abs >= 1e4) return `${(x / 1e3).toPrecision(digits)}k`
   if (abs >= 100) return String(Math.round(x))
