@@ -85,6 +85,8 @@ mod tests {
         assert_eq!(cmd[1], "plain \u{e9} \"q\" \\ \n".as_bytes());
         assert_eq!(cmd[2], "caf\u{e9}".as_bytes());
         assert_eq!(cmd[3], b"");
+        let spaced = parse_command(b"[ \"set\" ,\n\t\"k\" , \"v\" ]").unwrap();
+        assert_eq!(spaced, [b"set".to_vec(), b"k".to_vec(), b"v".to_vec()]);
         // Raw control characters inside a string are invalid JSON, escaped or not.
         assert!(parse_command(b"[\"set\",\"a\x01b\"]").is_err());
         assert_eq!(
