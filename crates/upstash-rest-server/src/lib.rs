@@ -12,6 +12,7 @@ mod error;
 mod executor;
 mod http;
 mod scripts;
+mod timer_anchor;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,6 +97,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     })?;
     let base_path = config.normalized_base_path();
     let executor = executor::Executor::new(&config)?;
+    let anchor = timer_anchor::start(config.redis_timeout());
     let state = Arc::new(http::AppState::new(config, executor));
     let stats = state.stats.clone();
     let app = http::router(state);
@@ -106,6 +108,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
                 let _ = rx.await;
             })
             .await;
+        if let Some(anchor) = anchor {
+            anchor.abort();
+        }
         if let Err(err) = served {
             eprintln!("upstash-rest-server stopped: {err}");
         }
