@@ -46,14 +46,15 @@ enum After {
     ReportOriginalSha(String),
 }
 
-/// The script-cache commands `prepare` rewrites.
+/// The script-cache commands `prepare` rewrites (named first, then rewritten: the name is
+/// borrowed from the command the rewrite changes).
 enum ScriptCommand {
     Eval,
     EvalSha,
     Load,
     Exists,
     Flush,
-    None,
+    Other,
 }
 
 struct Prepared {
@@ -196,14 +197,16 @@ impl Executor {
             ScriptCommand::Eval
         } else if is("EVALSHA") || is("EVALSHA_RO") {
             ScriptCommand::EvalSha
-        } else if is("SCRIPT") && sub_is("LOAD") {
+        } else if !is("SCRIPT") {
+            ScriptCommand::Other
+        } else if sub_is("LOAD") {
             ScriptCommand::Load
-        } else if is("SCRIPT") && sub_is("EXISTS") {
+        } else if sub_is("EXISTS") {
             ScriptCommand::Exists
-        } else if is("SCRIPT") && sub_is("FLUSH") && is_valid_script_flush(&command) {
+        } else if sub_is("FLUSH") && is_valid_script_flush(&command) {
             ScriptCommand::Flush
         } else {
-            ScriptCommand::None
+            ScriptCommand::Other
         };
         let mut after = After::Nothing;
         match script {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::args::{parse_command, parse_commands, BadBody};
 use crate::config::ServerConfig;
-use crate::encoding::{result_json, Encoding, ItemsJson};
+use crate::encoding::{result_json, Encoding, ItemsJson, ResultJson};
 use crate::executor::{Executor, MultiOutcome, Reply, Unavailable};
 
 pub struct AppState {
@@ -182,7 +182,7 @@ async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Respons
 /// The answer to a single command: `{"result": …}`.
 #[derive(serde::Serialize)]
 struct SingleResult<'a> {
-    result: crate::encoding::ResultJson<'a>,
+    result: ResultJson<'a>,
 }
 
 async fn single(state: &AppState, body: &[u8], encoding: Encoding) -> Response {
