@@ -5,6 +5,7 @@
 //! Commands that would change the shared connection's state (MULTI outside `/multi-exec`,
 //! SELECT, blocking pops, SUBSCRIBE, …) are refused before they reach Redis.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -57,13 +58,13 @@ enum ScriptCommand {
     Other,
 }
 
-struct Prepared {
-    command: Command,
+struct Prepared<'a> {
+    command: Command<'a>,
     after: After,
 }
 
 /// `SCRIPT FLUSH [ASYNC|SYNC]`: only a flush Redis will accept forgets the script mappings.
-fn is_valid_script_flush(command: &[Vec<u8>]) -> bool {
+fn is_valid_script_flush(command: &[Cow<'_, [u8]>]) -> bool {
     match command.len() {
         2 => true,
         3 => command[2].eq_ignore_ascii_case(b"ASYNC") || command[2].eq_ignore_ascii_case(b"SYNC"),
@@ -173,7 +174,7 @@ impl Executor {
     ///
     /// Names are compared in place, ignoring ASCII case: this runs for every command of every
     /// request, and upper-casing copies of the name and subcommand cost two allocations each.
-    fn prepare(&self, mut command: Command) -> Result<Prepared, String> {
+    fn prepare<'a>(&self, mut command: Command<'a>) -> Result<Prepared<'a>, String> {
         let Some(name) = command.first() else {
             return Err("ERR empty command".into());
         };
@@ -211,16 +212,16 @@ impl Executor {
         let mut after = After::Nothing;
         match script {
             ScriptCommand::Eval if command.len() > 1 => {
-                command[1] = self.shas.prepare_script(&command[1]).0;
+                command[1] = Cow::Owned(self.shas.prepare_script(&command[1]).0);
             }
             ScriptCommand::EvalSha if command.len() > 1 => {
                 if let Some(mapped) = self.shas.translate(&command[1]) {
-                    command[1] = mapped;
+                    command[1] = Cow::Owned(mapped);
                 }
             }
             ScriptCommand::Load if command.len() > 2 => {
                 let (script, original) = self.shas.prepare_script(&command[2]);
-                command[2] = script;
+                command[2] = Cow::Owned(script);
                 if let Some(original) = original {
                     after = After::ReportOriginalSha(original);
                 }
@@ -228,7 +229,7 @@ impl Executor {
             ScriptCommand::Exists => {
                 for sha in command.iter_mut().skip(2) {
                     if let Some(mapped) = self.shas.translate(sha) {
-                        *sha = mapped;
+                        *sha = Cow::Owned(mapped);
                     }
                 }
             }
@@ -256,14 +257,14 @@ impl Executor {
         }
     }
 
-    async fn send(&self, commands: &[&Command]) -> Result<Vec<Value>, Unavailable> {
+    async fn send(&self, commands: &[&Command<'_>]) -> Result<Vec<Value>, Unavailable> {
         let mut pipe = Pipeline::with_capacity(commands.len());
         for command in commands {
             // Sized up front: growing the packed command argument by argument reallocates.
             let bytes: usize = command.iter().map(|part| part.len()).sum();
             let mut cmd = Cmd::with_capacity(command.len(), bytes);
             for part in command.iter() {
-                cmd.arg(part.as_slice());
+                cmd.arg(part.as_ref());
             }
             pipe.add_command(cmd);
         }
@@ -283,10 +284,13 @@ impl Executor {
 
     /// Runs commands in order (one command is a pipeline of one). Commands refused locally get
     /// their error item without reaching Redis; the others still run.
-    pub async fn run_pipeline(&self, commands: Vec<Command>) -> Result<Vec<Reply>, Unavailable> {
+    pub async fn run_pipeline(
+        &self,
+        commands: Vec<Command<'_>>,
+    ) -> Result<Vec<Reply>, Unavailable> {
         let prepared: Vec<Result<Prepared, String>> =
             commands.into_iter().map(|c| self.prepare(c)).collect();
-        let to_send: Vec<&Command> = prepared
+        let to_send: Vec<&Command<'_>> = prepared
             .iter()
             .filter_map(|p| p.as_ref().ok().map(|p| &p.command))
             .collect();
@@ -309,7 +313,7 @@ impl Executor {
     }
 
     /// Runs MULTI, the commands and EXEC as one contiguous write on the shared connection.
-    pub async fn run_multi(&self, commands: Vec<Command>) -> Result<MultiOutcome, Unavailable> {
+    pub async fn run_multi(&self, commands: Vec<Command<'_>>) -> Result<MultiOutcome, Unavailable> {
         let mut prepared = Vec::with_capacity(commands.len());
         for command in commands {
             match self.prepare(command) {
@@ -317,9 +321,9 @@ impl Executor {
                 Err(refusal) => return Ok(MultiOutcome::Aborted(refusal)),
             }
         }
-        let multi: Command = vec![b"MULTI".to_vec()];
-        let exec: Command = vec![b"EXEC".to_vec()];
-        let mut to_send: Vec<&Command> = Vec::with_capacity(prepared.len() + 2);
+        let multi: Command = vec![Cow::Borrowed(b"MULTI")];
+        let exec: Command = vec![Cow::Borrowed(b"EXEC")];
+        let mut to_send: Vec<&Command<'_>> = Vec::with_capacity(prepared.len() + 2);
         to_send.push(&multi);
         to_send.extend(prepared.iter().map(|p| &p.command));
         to_send.push(&exec);
@@ -358,8 +362,8 @@ mod tests {
         Executor::new(&ServerConfig::new("redis://127.0.0.1:1", "token")).unwrap()
     }
 
-    fn cmd(parts: &[&[u8]]) -> Command {
-        parts.iter().map(|p| p.to_vec()).collect()
+    fn cmd<'a>(parts: &[&'a [u8]]) -> Command<'a> {
+        parts.iter().map(|p| Cow::Borrowed(*p)).collect()
     }
 
     #[test]
@@ -372,7 +376,7 @@ mod tests {
         // before Redis answers any of them, and the answers are then finished in order.
         let flush = ex.prepare(cmd(&[b"SCRIPT", b"FLUSH"])).unwrap();
         let load = ex.prepare(cmd(&[b"script", b"load", script])).unwrap();
-        assert_eq!(load.command[2], b"#!lua\nreturn 1");
+        assert_eq!(&*load.command[2], b"#!lua\nreturn 1");
         assert_eq!(
             ex.finish(Value::Okay, &flush.after),
             Reply::Value(Value::Okay)
@@ -388,7 +392,7 @@ mod tests {
         let evalsha = ex
             .prepare(cmd(&[b"EVALSHA", original.as_bytes(), b"0"]))
             .unwrap();
-        assert_eq!(evalsha.command[1], rewritten.into_bytes());
+        assert_eq!(&*evalsha.command[1], rewritten.as_bytes());
     }
 
     #[test]
