@@ -9,6 +9,7 @@
 
 const native = require('./native')
 const { nativeStoreFor } = require('./redis')
+const { memoryLimit, flushMemoryBatch } = require('./memory-batch')
 
 // A settled `pending` carries nothing, so every response that has nothing pending shares one
 // resolved Promise (upstream makes one per call: a small allocation on every limit()).
@@ -99,7 +100,7 @@ async function runLimit(algo, ctx, key, now, rate) {
   const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
   if (store) {
-    if (store.sync) return algo.limitNow(store.native, key, now, rate, dyn)
+    if (store.sync) return algo.limitNow(store.queue(), key, now, rate, dyn)
     return store.call(limitIssuer(algo, store, ctx, key, now, rate, dyn))
   }
   const reply = await evalThroughClient(ctx.redis, algo.limitCall(key, now, rate, dyn))
@@ -121,14 +122,14 @@ async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
 async function runRemaining(algo, ctx, key, now) {
   const dyn = dynamicKey(ctx, key)
   const store = nativeStoreFor(ctx.redis)
-  if (store) return store.sync ? algo.remainingNow(store.native, key, now, dyn) : queued(store, algo.remainingOn(store.queue(), key, now, dyn))
+  if (store) return store.sync ? algo.remainingNow(store.queue(), key, now, dyn) : queued(store, algo.remainingOn(store.queue(), key, now, dyn))
   const reply = await evalThroughClient(ctx.redis, algo.remainingCall(key, now, dyn))
   return algo.remainingOutcome(replyNumbers(reply), now)
 }
 
 async function runReset(algo, ctx, key) {
   const store = nativeStoreFor(ctx.redis)
-  if (store) return store.sync ? algo.resetNow(store.native, key, Date.now()) : queued(store, algo.resetOn(store.queue(), key))
+  if (store) return store.sync ? algo.resetNow(store.queue(), key, Date.now()) : queued(store, algo.resetOn(store.queue(), key))
   await evalThroughClient(ctx.redis, algo.resetCall(key))
 }
 
@@ -178,15 +179,16 @@ function counterAlgorithm(algo, staticLimit, describe) {
     const { blocked, reset } = ctx.cache.isBlocked(identifier)
     return blocked ? { success: false, limit: staticLimit, remaining: 0, reset, pending: resolved(), reason: 'cacheBlock' } : null
   }
-  /** Updates the cache from the store's answer and builds the response. */
-  const finish = (ctx, identifier, incrementBy, numbers) => {
-    const ok = numbers[0] === 1
-    const reset = numbers[3]
+  /** Updates the cache from the store's answer (`[success, limit, remaining, reset]` at
+   * `numbers[at]`) and builds the response. */
+  const finish = (ctx, identifier, incrementBy, numbers, at = 0) => {
+    const ok = numbers[at] === 1
+    const reset = numbers[at + 3]
     if (ctx.cache) {
       if (!ok) ctx.cache.blockUntil(identifier, reset)
       else if (incrementBy < 0) ctx.cache.pop(identifier)
     }
-    return { success: ok, limit: numbers[1], remaining: numbers[2], reset, pending: resolved() }
+    return { success: ok, limit: numbers[at + 1], remaining: numbers[at + 2], reset, pending: resolved() }
   }
   const impl = {
     // `extras` (not part of the public Algorithm signature) is passed by our own Ratelimit only.
@@ -213,19 +215,27 @@ function counterAlgorithm(algo, staticLimit, describe) {
     },
   }
   // Fast paths our Ratelimit uses when nothing else must happen around the call: the same
-  // logic as `limit`, without its Promise layers. The memory-store call is a plain native
-  // function with number arguments writing into a reused Float64Array (no object to unwrap,
-  // no array to allocate): about half the cost of the method call.
+  // logic as `limit`, without its Promise layers. On the memory store a turn's calls are
+  // answered together at its end (lib/memory-batch.js); a call with dynamic limits goes alone,
+  // through a plain native function with number arguments writing into a reused Float64Array.
   const asNumbers = memoryArgs(describe)
   const [kind, a, b, c] = asNumbers
   Object.defineProperties(impl, {
+    // Returns the call's Promise; `failure(error)` answers a call the store refused, or throws.
     [SYNC_LIMIT]: {
-      value: (ctx, identifier, rate) => {
+      value: (ctx, identifier, rate, failure) => {
         const incrementBy = callCost(rate)
         const blocked = blockedResponse(ctx, identifier, incrementBy)
-        if (blocked) return blocked
-        native.memoryLimit(kind, a, b, c, identifier, Date.now(), incrementBy, memoryOut, dynamicKey(ctx, identifier))
-        return finish(ctx, identifier, incrementBy, memoryOut)
+        if (blocked) return Promise.resolve(blocked)
+        const now = Date.now()
+        const dyn = dynamicKey(ctx, identifier)
+        if (dyn === null) {
+          const answer = (numbers, at) => finish(ctx, identifier, incrementBy, numbers, at)
+          return memoryLimit(asNumbers, identifier, now, incrementBy, answer, failure)
+        }
+        flushMemoryBatch()
+        native.memoryLimit(kind, a, b, c, identifier, now, incrementBy, memoryOut, dyn)
+        return Promise.resolve(finish(ctx, identifier, incrementBy, memoryOut))
       },
     },
     [CACHED_BLOCK]: { value: (ctx, identifier, rate) => blockedResponse(ctx, identifier, callCost(rate)) },

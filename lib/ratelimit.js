@@ -122,7 +122,7 @@ class RegionRatelimit {
         key = this.getKey(identifier)
         if (this.#syncStore) {
           try {
-            return Promise.resolve(fast[algorithms.SYNC_LIMIT](this.ctx, key, req?.rate))
+            return fast[algorithms.SYNC_LIMIT](this.ctx, key, req?.rate, this.#syncFailure)
           } catch (error) {
             if (this.failClosed) return Promise.resolve(failClosedResponse(error))
             throw error
@@ -142,6 +142,12 @@ class RegionRatelimit {
       }
     }
     return this.#limitGuarded(identifier, req)
+  }
+
+  /** A plain limit call the memory store refused: failClosed's answer, or the error. */
+  #syncFailure = (error) => {
+    if (this.failClosed) return failClosedResponse(error)
+    throw error
   }
 
   /**

@@ -11,6 +11,7 @@
 
 const native = require('./native')
 const { DeadlineQueue } = require('./deadlines')
+const { flushMemoryBatch } = require('./memory-batch')
 
 /**
  * redis object → `{ native: NativeStore, sync, queue, flushSoon, call, guardedCall }` (or null
@@ -286,12 +287,18 @@ function remember(redis, native) {
     }
     const calls = sync ? null : batchedCalls(native, flushSoon)
     handOver = calls?.handOver
-    // `queue()`: the native store, for a call queued on it directly (not through `call`), after
-    // the buffered limit calls (so the native queue keeps the order calls were made in).
-    const queue = () => {
-      handOver?.()
-      return native
-    }
+    // `queue()`: the native store, for a call made on it directly (not through `call`), after
+    // the buffered limit calls (so the store sees calls in the order they were made). The
+    // memory store's buffered calls are the turn's limit() calls (lib/memory-batch.js).
+    const queue = sync
+      ? () => {
+          flushMemoryBatch()
+          return native
+        }
+      : () => {
+          handOver?.()
+          return native
+        }
     entry = { native, sync, queue, flushSoon: sync ? () => {} : flushSoon, call: calls?.call, guardedCall: calls?.guardedCall }
   }
   storeOf.set(redis, entry)
@@ -390,7 +397,7 @@ function defineCommands(redis) {
   const run = async (parts) => {
     const entry = storeOf.get(redis)
     const args = parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p)))
-    if (entry.sync) return parseReply(entry.native.commandNow(args, Date.now()))
+    if (entry.sync) return parseReply(entry.queue().commandNow(args, Date.now()))
     const reply = entry.queue().command(args)
     entry.flushSoon()
     return parseReply(await reply)

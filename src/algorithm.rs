@@ -22,7 +22,9 @@ use ratelimit_core::stores::memory_limiters as mem;
 use ratelimit_core::round_trip::{self, AnalyticsRecord, Extras, Protection};
 use ratelimit_core::stores::Reply;
 
-use crate::args::{clock, cost, limit_numbers, positive, remaining_numbers, reply_error, window};
+use crate::args::{
+    clock, cost, limit_array, limit_numbers, positive, remaining_numbers, reply_error, window,
+};
 use crate::errors::{invalid_arg, store_error};
 use crate::short_str::ShortStr;
 use crate::store::{CompletionSink, NativeStore, StoreKind};
@@ -263,17 +265,47 @@ impl Kind {
         rate: f64,
         dynamic_keys: &[&str],
     ) -> Result<Vec<f64>> {
+        if let Kind::Cached(a) = self {
+            return mem::cached_fixed_window_increment(store, a, key, now, rate)
+                .map(|used| vec![used as f64])
+                .map_err(store_error);
+        }
+        self.limit_numbers_in_memory(store, key, now, rate, dynamic_keys)
+            .map(|numbers| numbers.to_vec())
+    }
+
+    /// limit() of a counter algorithm (fixed window, sliding window, token bucket) on the memory
+    /// store, as `[success (1/0), limit, remaining, reset]` without an allocation: the hot path
+    /// of `Redis.memory()`.
+    pub(crate) fn limit_numbers_in_memory(
+        &self,
+        store: &Arc<MemoryStore>,
+        key: &str,
+        now: u64,
+        rate: f64,
+        dynamic_keys: &[&str],
+    ) -> Result<[f64; 4]> {
         let outcome = match self {
             Kind::Fixed(a) => mem::fixed_window_limit(store, a, key, now, rate, dynamic_keys),
             Kind::Sliding(a) => mem::sliding_window_limit(store, a, key, now, rate, dynamic_keys),
             Kind::Bucket(a) => mem::token_bucket_limit(store, a, key, now, rate, dynamic_keys),
-            Kind::Cached(a) => {
-                return mem::cached_fixed_window_increment(store, a, key, now, rate)
-                    .map(|used| vec![used as f64])
-                    .map_err(store_error)
+            // Never built from the numbers `memoryLimit` and `memoryLimitBatch` take.
+            Kind::Cached(_) => {
+                return Err(invalid_arg(
+                    "the cached fixed window counts; it has no limit outcome",
+                ))
             }
         };
-        outcome.map(limit_numbers).map_err(store_error)
+        outcome.map(limit_array).map_err(store_error)
+    }
+
+    /// Prefetches what `limit_numbers_in_memory` will read for this call (window counters).
+    pub(crate) fn prefetch_in_memory(&self, store: &MemoryStore, key: &str, now: u64) {
+        match self {
+            Kind::Fixed(a) => mem::prefetch_windows(store, key, a.window_ms, now, false),
+            Kind::Sliding(a) => mem::prefetch_windows(store, key, a.window_ms, now, true),
+            Kind::Bucket(_) | Kind::Cached(_) => {}
+        }
     }
 
     fn remaining_in_memory(
@@ -747,14 +779,14 @@ pub fn memory_limit(
     if out.len() < 4 {
         return Err(invalid_arg("out needs room for 4 numbers"));
     }
-    let numbers = kind.limit_in_memory(
+    let numbers = kind.limit_numbers_in_memory(
         &MemoryStore::global(),
         &key,
         clock(now)?,
         cost(rate)?,
         &dynamic_refs(&dynamic_keys),
     )?;
-    out[..4].copy_from_slice(&numbers[..4]);
+    out[..4].copy_from_slice(&numbers);
     Ok(())
 }
 

@@ -63,13 +63,18 @@ pub(crate) fn reply_error(err: ReplyError) -> Error {
 }
 
 /// `[success (1/0), limit, remaining, reset]`
-pub(crate) fn limit_numbers(o: LimitOutcome) -> Vec<f64> {
-    vec![
+pub(crate) fn limit_array(o: LimitOutcome) -> [f64; 4] {
+    [
         f64::from(u8::from(o.success)),
         o.limit,
         o.remaining,
         o.reset,
     ]
+}
+
+/// `[success (1/0), limit, remaining, reset]`, as napi-rs returns an array.
+pub(crate) fn limit_numbers(o: LimitOutcome) -> Vec<f64> {
+    limit_array(o).to_vec()
 }
 
 /// `[remaining, reset, limit]`

@@ -6,6 +6,7 @@ mod algorithm;
 mod args;
 mod errors;
 mod limit_batch;
+mod memory_batch;
 mod multi_region;
 mod rest_server;
 mod short_str;
@@ -13,6 +14,7 @@ mod store;
 
 pub use algorithm::*;
 pub use limit_batch::*;
+pub use memory_batch::*;
 pub use multi_region::*;
 pub use rest_server::*;
 pub use store::*;

@@ -31,6 +31,22 @@ fn dynamic(store: &MemoryStore, dynamic_keys: &[&str], now: u64) -> Option<f64> 
         .and_then(|key| store.number(key, now))
 }
 
+/// [`MemoryStore::prefetch_window`] for the counters a limit call at `now` will touch: the
+/// current window's, and for a sliding window the previous one's too.
+pub fn prefetch_windows(
+    store: &MemoryStore,
+    prefixed_id: &str,
+    window_ms: u64,
+    now: u64,
+    previous_too: bool,
+) {
+    let key = window(store, prefixed_id, window_ms, now);
+    store.prefetch_window(&key);
+    if previous_too {
+        store.prefetch_window(&key.previous());
+    }
+}
+
 pub fn fixed_window_limit(
     store: &Arc<MemoryStore>,
     algo: &FixedWindow,
