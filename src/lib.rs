@@ -4,6 +4,7 @@
 
 mod algorithm;
 mod args;
+mod batch_records;
 mod errors;
 mod limit_batch;
 mod memory_batch;

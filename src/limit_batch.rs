@@ -16,8 +16,9 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::algorithm::{wait_limit, Kind};
+use crate::algorithm::wait_limit;
 use crate::args::{clock, cost};
+use crate::batch_records::{push_key, Algorithms};
 use crate::errors::invalid_arg;
 use crate::store::{NativeStore, StoreKind};
 
@@ -44,8 +45,7 @@ pub fn limit_batch(
     let sink = &store.completions;
     let mut key = String::new();
     let mut offset = 0usize;
-    // Consecutive calls nearly always come from one limiter: its algorithm is read once.
-    let mut algorithm: Option<([f64; 4], Kind)> = None;
+    let mut algorithms = Algorithms::default();
     let mut refused = false;
     for record in records.chunks_exact(RECORD).take(count) {
         let id = record[0] as u32;
@@ -60,17 +60,9 @@ pub fn limit_batch(
         };
         offset = end;
         key.clear();
-        key.extend(
-            char::decode_utf16(units.iter().copied())
-                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),
-        );
-        let numbers = [record[1], record[2], record[3], record[4]];
-        let kind = match algorithm {
-            Some((seen, kind)) if seen == numbers => Ok(kind),
-            _ => Kind::from_numbers(numbers[0] as u32, numbers[1], numbers[2], numbers[3]),
-        };
+        push_key(&mut key, units);
+        let kind = algorithms.read([record[1], record[2], record[3], record[4]]);
         let queued = kind.and_then(|kind| {
-            algorithm = Some((numbers, kind));
             kind.queue_limit(
                 client,
                 sink,

@@ -24,6 +24,7 @@ use ratelimit_core::stores::memory::MemoryStore;
 
 use crate::algorithm::Kind;
 use crate::args::{clock, cost};
+use crate::batch_records::{push_key, Algorithms};
 use crate::errors::invalid_arg;
 
 /// Numbers per call in a batch's records.
@@ -69,8 +70,7 @@ pub fn memory_limit_batch(
     let mut text = String::new();
     let mut calls: Vec<Option<Call>> = Vec::with_capacity(count);
     let mut offset = 0usize;
-    // Consecutive calls nearly always come from one limiter: its algorithm is read once.
-    let mut algorithm: Option<([f64; 4], Kind)> = None;
+    let mut algorithms = Algorithms::default();
     for record in records.chunks_exact(RECORD).take(count) {
         let end = offset.saturating_add(record[6] as usize);
         let Some(units) = keys.get(offset..end) else {
@@ -80,20 +80,10 @@ pub fn memory_limit_batch(
         };
         offset = end;
         let key_start = text.len();
-        text.extend(
-            char::decode_utf16(units.iter().copied())
-                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),
-        );
-        let numbers = [record[0], record[1], record[2], record[3]];
-        let kind = match algorithm {
-            Some((seen, kind)) if seen == numbers => Some(kind),
-            _ => Kind::from_numbers(numbers[0] as u32, numbers[1], numbers[2], numbers[3]).ok(),
-        };
-        if let Some(kind) = kind {
-            algorithm = Some((numbers, kind));
-        }
+        push_key(&mut text, units);
+        let kind = algorithms.read([record[0], record[1], record[2], record[3]]);
         calls.push(match (kind, clock(record[4]), cost(record[5])) {
-            (Some(kind), Ok(now), Ok(rate)) => Some(Call {
+            (Ok(kind), Ok(now), Ok(rate)) => Some(Call {
                 kind,
                 key: key_start..text.len(),
                 now,
