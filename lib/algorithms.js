@@ -9,7 +9,7 @@
 
 const native = require('./native')
 const { nativeStoreFor } = require('./redis')
-const { memoryLimit, flushMemoryBatch } = require('./memory-batch')
+const { memoryLimit, limitAlone, flushMemoryBatch } = require('./memory-batch')
 
 // A settled `pending` carries nothing, so every response that has nothing pending shares one
 // resolved Promise (upstream makes one per call: a small allocation on every limit()).
@@ -155,9 +155,6 @@ function asAlgorithm(impl, describe) {
   return algorithm
 }
 
-/** Where `memoryLimit` writes `[success, limit, remaining, reset]` (read before the next call). */
-const memoryOut = new Float64Array(4)
-
 /** The algorithm as `memoryLimit`'s and `limitBatch`'s numbers: kind (0 fixed, 1 sliding,
  * 2 bucket) and params. */
 function memoryArgs(describe) {
@@ -219,7 +216,6 @@ function counterAlgorithm(algo, staticLimit, describe) {
   // answered together at its end (lib/memory-batch.js); a call with dynamic limits goes alone,
   // through a plain native function with number arguments writing into a reused Float64Array.
   const asNumbers = memoryArgs(describe)
-  const [kind, a, b, c] = asNumbers
   Object.defineProperties(impl, {
     // Returns the call's Promise; `failure(error)` answers a call the store refused, or throws.
     [SYNC_LIMIT]: {
@@ -234,8 +230,7 @@ function counterAlgorithm(algo, staticLimit, describe) {
           return memoryLimit(asNumbers, identifier, now, incrementBy, answer, failure)
         }
         flushMemoryBatch()
-        native.memoryLimit(kind, a, b, c, identifier, now, incrementBy, memoryOut, dyn)
-        return Promise.resolve(finish(ctx, identifier, incrementBy, memoryOut))
+        return Promise.resolve(finish(ctx, identifier, incrementBy, limitAlone(asNumbers, identifier, now, incrementBy, dyn)))
       },
     },
     [CACHED_BLOCK]: { value: (ctx, identifier, rate) => blockedResponse(ctx, identifier, callCost(rate)) },

@@ -35,8 +35,18 @@ const failures = []
 // A microtask through a settled Promise: `queueMicrotask` builds an AsyncResource each time.
 const TURN_END = Promise.resolve()
 
-/** Where a call made alone (`native.memoryLimit`) writes its answer. */
+/** Where a call made alone writes its answer. */
 const single = new Float64Array(ANSWER)
+
+/**
+ * One limit call made alone, at once: its `[success, limit, remaining, reset]` (valid until the
+ * next call), or the store's error, thrown. `dynamicKeys`: as for src/algorithm.rs
+ * `memoryLimit`, or null. Calls still queued are not answered first (the caller does that).
+ */
+function limitAlone(algorithm, key, now, rate, dynamicKeys) {
+  native.memoryLimit(algorithm[0], algorithm[1], algorithm[2], algorithm[3], key, now, rate, single, dynamicKeys)
+  return single
+}
 
 /**
  * One limit call on the memory store; returns its Promise. `algorithm` is `[kind, a, b, c]`
@@ -52,8 +62,9 @@ function memoryLimit(algorithm, key, now, rate, answer, failure) {
   if (!turnOpen) {
     turnOpen = true
     TURN_END.then(endOfTurn)
+    let numbers
     try {
-      native.memoryLimit(algorithm[0], algorithm[1], algorithm[2], algorithm[3], key, now, rate, single, null)
+      numbers = limitAlone(algorithm, key, now, rate, null)
     } catch (error) {
       try {
         return Promise.resolve(failure(error))
@@ -61,7 +72,7 @@ function memoryLimit(algorithm, key, now, rate, answer, failure) {
         return Promise.reject(thrown)
       }
     }
-    return Promise.resolve(answer(single, 0))
+    return Promise.resolve(answer(numbers, 0))
   }
   return new Promise((resolve, reject) => {
     let at = count * RECORD
@@ -128,13 +139,15 @@ function replay(index, batchRecords, batchKeys) {
   for (let i = 0; i < index; i++) start += batchRecords[i * RECORD + 6]
   const at = index * RECORD
   const key = batchKeys.slice(start, start + batchRecords[at + 6])
+  const algorithm = batchRecords.subarray(at, at + 4)
+  let numbers
   try {
-    native.memoryLimit(batchRecords[at], batchRecords[at + 1], batchRecords[at + 2], batchRecords[at + 3], key, batchRecords[at + 4], batchRecords[at + 5], single, null)
+    numbers = limitAlone(algorithm, key, batchRecords[at + 4], batchRecords[at + 5], null)
   } catch (error) {
     settleFailure(index, error)
     return
   }
-  settle(index, single, 0)
+  settle(index, numbers, 0)
 }
 
 function settle(index, numbers, at) {
@@ -153,4 +166,4 @@ function settleFailure(index, error) {
   }
 }
 
-module.exports = { memoryLimit, flushMemoryBatch }
+module.exports = { memoryLimit, limitAlone, flushMemoryBatch }
