@@ -30,3 +30,30 @@ test('benchmark tables round a number before choosing its unit', async () => {
   assert.equal(fmt(0.1234), '0.123')
   assert.equal(fmt(null), 'n/a')
 })
+
+test('benchmark latency histogram: every value lands in the bucket that holds it (≤ 6.25 % wide)', async () => {
+  const { Histogram } = await import('../bench/stats.mjs')
+  // Values around each power of two (where the integer path and the float path for ≥ 2^31 ns
+  // meet their edges) and spread over the whole range; each quantile of a one-value histogram
+  // is its bucket's midpoint, which must be within the bucket width of the value.
+  const values = [0, 1, 15, 16, 17, 31, 32, 33]
+  for (let e = 5; e <= 33; e++) values.push(2 ** e - 1, 2 ** e, 2 ** e + 1, 1.5 * 2 ** e)
+  values.push(2 ** 34 - 1, 2 ** 34) // the top of the range (slower calls are clamped to it)
+  for (let i = 0; i < 2000; i++) values.push(Math.round(2 ** (Math.random() * 34)))
+  for (const ns of values) {
+    const h = new Histogram()
+    h.record(ns)
+    const mid = h.quantile(0.5)
+    const tolerance = Math.max(1, ns * 0.0625)
+    assert.ok(Math.abs(mid - ns) <= tolerance, `${ns} ns read back as ${mid}`)
+  }
+  // Buckets are ordered: a larger value never lands in a lower bucket.
+  const a = new Histogram()
+  let last = -1
+  for (let ns = 0; ns < 200_000; ns += 7) {
+    a.record(ns)
+    const bucket = a.toJSON().at(-1)[0]
+    assert.ok(bucket >= last, `bucket of ${ns} went down`)
+    last = bucket
+  }
+})

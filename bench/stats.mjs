@@ -7,9 +7,17 @@ import { readFileSync } from 'node:fs'
 const SUB = 16 // sub-buckets per power of two
 const MAX_NS = 2 ** 34 // ≈ 17 s; slower calls land in the last bucket
 
+/** Bucket of a whole number of ns (0..MAX_NS). */
 function bucketOf(ns) {
   if (ns < SUB) return ns < 0 ? 0 : ns
-  const exp = Math.floor(Math.log2(ns)) // ns ≥ 16, so exp ≥ 4
+  // Below 2^31 ns (every latency in practice) integer bit operations find the power of two:
+  // Math.log2 and ** go through V8's slow math runtime, ~0.1 µs per record, which was a tenth
+  // of a memory-store call in the distinct-keys workload. The same buckets either way.
+  if (ns < 2 ** 31) {
+    const shift = 27 - Math.clz32(ns) // exp - 4, where exp = 31 - clz32(ns) ≥ 4
+    return shift * SUB + (ns >>> shift) // SUB + shift·SUB + sub, with sub = (ns >>> shift) - SUB
+  }
+  const exp = Math.floor(Math.log2(ns))
   const sub = Math.floor(ns / 2 ** (exp - 4)) - SUB // 0..15
   return SUB + (exp - 4) * SUB + sub
 }
