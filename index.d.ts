@@ -159,13 +159,15 @@ export type RedisConfig = {
   /**
    * The Upstash REST URL (UPSTASH_REDIS_REST_URL), a local `ratelimit-native serve` URL, or a
    * `redis://[user][:password@]host[:port][/db]` URL to talk to a Redis server directly over TCP
-   * (no token then; same scripts and keys, so both kinds of client can share one database).
+   * (no token then; same scripts and keys, so both kinds of client can share one database), or
+   * `rediss://…` for the same over TLS.
    */
   url: string | undefined;
   /** The REST token (UPSTASH_REDIS_REST_TOKEN); not used with a redis:// URL. */
   token?: string | undefined;
   /**
-   * TLS settings for https URLs. Certificates are verified against the system's roots; only
+   * TLS settings for https:// and rediss:// URLs. Certificates are verified against the
+   * system's roots (for rediss://, `SSL_CERT_FILE` names another PEM file to trust); only
    * `rejectUnauthorized: false` (for a self-signed local endpoint) turns verification off.
    */
   tls?: { rejectUnauthorized?: boolean };

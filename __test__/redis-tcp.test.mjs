@@ -159,7 +159,7 @@ describe('redis:// store', () => {
   })
 
   test('bad redis URLs are refused without echoing the password', () => {
-    for (const url of ['rediss://:s3cret-pw@example.com:6379', 'redis://:s3cret-pw@/0']) {
+    for (const url of ['rediss://:s3cret-pw@/0', 'redis://:s3cret-pw@/0']) {
       assert.throws(
         () => new Redis({ url }),
         (err) => !err.message.includes('s3cret-pw') && /ratelimit-native|Redis URL|rediss/.test(err.message),

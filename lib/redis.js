@@ -305,6 +305,15 @@ function remember(redis, native) {
   return entry
 }
 
+/** `tls: { rejectUnauthorized: false }`: certificates are not verified (https:// and rediss://). */
+function acceptInvalidCerts(config) {
+  const tls = config.tls
+  if (tls !== undefined && (tls === null || typeof tls !== 'object')) {
+    throw new TypeError('ratelimit-native: `tls` must be an object such as { rejectUnauthorized: false }')
+  }
+  return tls?.rejectUnauthorized === false
+}
+
 /** `redis://user:pass@host:port/db` → `redis://host:port/db`, for display. */
 function withoutCredentials(url) {
   const at = url.lastIndexOf('@')
@@ -335,9 +344,9 @@ class Redis {
   constructor(config) {
     const { url, token } = config ?? {}
     if (typeof url === 'string' && /^rediss?:\/\//i.test(url)) {
-      // Plain Redis over TCP: the same scripts and keys, no REST hop. The password lives in
-      // the URL, so neither it nor the URL is ever echoed.
-      remember(this, native.NativeStore.redisTcp(url))
+      // Plain Redis over TCP (rediss://: over TLS): the same scripts and keys, no REST hop. The
+      // password lives in the URL, so neither it nor the URL is ever echoed.
+      remember(this, native.NativeStore.redisTcp(url, { acceptInvalidCerts: acceptInvalidCerts(config) }))
       Object.defineProperty(this, 'url', { value: withoutCredentials(url), enumerable: true })
       defineCommands(this)
       return
@@ -355,12 +364,7 @@ class Redis {
         `ratelimit-native: invalid Upstash REST URL${scheme ? ` (scheme "${scheme}:")` : ''}; it must start with http:// or https:// (or redis:// for Redis over TCP)`,
       )
     }
-    const tls = config.tls
-    if (tls !== undefined && (tls === null || typeof tls !== 'object')) {
-      throw new TypeError('ratelimit-native: `tls` must be an object such as { rejectUnauthorized: false }')
-    }
-    const acceptInvalidCerts = tls?.rejectUnauthorized === false
-    remember(this, native.NativeStore.upstashRest(url, token, { acceptInvalidCerts }))
+    remember(this, native.NativeStore.upstashRest(url, token, { acceptInvalidCerts: acceptInvalidCerts(config) }))
     Object.defineProperty(this, 'url', { value: url.replace(/\/$/, ''), enumerable: true })
     defineCommands(this)
   }

@@ -116,8 +116,8 @@ describe('no token in errors', () => {
       // url and token swapped (two environment variables mixed up).
       ['url and token swapped', { url: TOKEN, token: 'https://eu1-example.upstash.io' }],
       ['ftp:// with a token query', { url: `ftp://127.0.0.1/?token=${TOKEN}`, token: TOKEN }],
-      // A Redis-over-TLS URL with its password (the TCP store speaks redis:// only).
-      ['rediss:// Redis URL with its password', { url: `rediss://default:${PASSWORD}@eu1-example.upstash.io:6379`, token: TOKEN }],
+      // A Redis-over-TLS URL with its password and no host.
+      ['rediss:// Redis URL with its password and no host', { url: `rediss://default:${PASSWORD}@/0`, token: TOKEN }],
       ['redis:// URL with a password and no host', { url: `redis://:${PASSWORD}@/0`, token: TOKEN }],
       ['misspelled scheme with userinfo', { url: `htps://user:${PASSWORD}@example.com`, token: TOKEN }],
       ['broken IPv6 host', { url: `http://[::1:${PASSWORD}`, token: TOKEN }],

@@ -56,15 +56,17 @@ function ensureNpmDependencies() {
   run('npm', ['install', '--no-audit', '--no-fund'])
 }
 
+/** redis-server for the tests, and the openssl command line that makes their TLS certificates. */
 function ensureRedisServer() {
-  if (onPath('redis-server')) return
+  const missing = ['redis-server', 'openssl'].filter((tool) => !onPath(tool))
+  if (missing.length === 0) return
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
   if (isRoot && onPath('apt-get')) {
     run('apt-get', ['update'])
-    run('apt-get', ['install', '-y', 'redis-server'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+    run('apt-get', ['install', '-y', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
     return
   }
-  throw new Error('redis-server is not installed; install it (e.g. `sudo apt-get install -y redis-server` or `brew install redis`) and run again')
+  throw new Error(`${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not installed; install ${missing.length > 1 ? 'them' : 'it'} (e.g. \`sudo apt-get install -y ${missing.join(' ')}\` or \`brew install ${missing.map((t) => (t === 'redis-server' ? 'redis' : t)).join(' ')}\`) and run again`)
 }
 
 function ensureNativeAddon() {

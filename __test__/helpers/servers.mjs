@@ -2,9 +2,9 @@
 // `--save '' --appendonly no`, its own temp dir) and the project's REST server in front of it.
 // Everything started here is stopped by `stop()`, and killed on process exit as a last resort.
 
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
@@ -94,18 +94,23 @@ export function redisCommand(port, password, args, timeoutMs = 2000) {
 }
 
 /**
- * Starts redis-server on a random free port with a random password.
- * Returns { port, password, url, pid, process, stop() }.
+ * Starts redis-server on a random free port with a random password; with `tls`
+ * (`{ cert, key, ca }` file paths, see makeCertificates) it also serves TLS on a second port.
+ * Returns { port, password, url, pid, process, stop() } (and tlsPort with `tls`).
  */
-export async function startRedis() {
+export async function startRedis({ tls } = {}) {
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort()
+    const tlsPort = tls ? await freePort() : null
     const password = randomBytes(12).toString('hex')
     const dir = mkdtempSync(join(tmpdir(), 'rln-redis-'))
+    const tlsArgs = tls
+      ? ['--tls-port', String(tlsPort), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no']
+      : []
     const child = track(
       spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'],
+        ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', ...tlsArgs],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       ),
     )
@@ -124,6 +129,7 @@ export async function startRedis() {
     if (ready) {
       return {
         port,
+        ...(tls ? { tlsPort } : {}),
         password,
         dir,
         url: `redis://:${password}@127.0.0.1:${port}`,
@@ -140,6 +146,22 @@ export async function startRedis() {
     rmSync(dir, { recursive: true, force: true })
   }
   throw new Error('could not start redis-server (is it installed? run `npm test`, which installs it)')
+}
+
+/**
+ * A throwaway certificate authority and a server certificate it signed for localhost and
+ * 127.0.0.1 (EC P-256, valid two days), plus a second authority that signed nothing, written to
+ * `dir` with the openssl command line. Returns { ca, cert, key, otherCa } (file paths).
+ */
+export function makeCertificates(dir) {
+  const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=ratelimit-native test CA')
+  openssl('req', '-x509', ...ec, '-keyout', 'other-ca.key', '-out', 'other-ca.pem', '-days', '2', '-subj', '/CN=ratelimit-native other CA')
+  openssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost')
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n')
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext')
+  return { ca: join(dir, 'ca.pem'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), otherCa: join(dir, 'other-ca.pem') }
 }
 
 /**

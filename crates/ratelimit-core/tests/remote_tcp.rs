@@ -208,7 +208,7 @@ fn bad_urls_are_refused_up_front_without_echoing_the_password() {
         "not a url",
         "ftp://h",
         "http://127.0.0.1:6379",
-        "rediss://:s3cret-pw@example.com:6379",
+        "rediss://:s3cret-pw@/0",
         "redis://:s3cret-pw@/0",
     ] {
         match RemoteStore::redis_tcp(url, opts()) {

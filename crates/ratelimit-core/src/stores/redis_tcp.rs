@@ -1,9 +1,9 @@
 //! One batch as one RESP pipeline to a Redis server over TCP: no REST hop, so a self-hosted
 //! Redis answers in one loopback round trip. One multiplexed connection per store (redis-rs'
 //! `ConnectionManager`: opened on first use, reconnected by itself), so concurrent batches are
-//! pipelined on the wire too. Scripts are sent without Upstash's key-locking line, which stock
-//! Redis rejects; keys and arguments are the same as on the REST path, so both can share one
-//! database.
+//! pipelined on the wire too; `rediss://` connects over TLS (rustls). Scripts are sent without
+//! Upstash's key-locking line, which stock Redis rejects; keys and arguments are the same as on
+//! the REST path, so both can share one database.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,24 +30,26 @@ pub(crate) struct RedisTcp {
 }
 
 impl RedisTcp {
-    pub(crate) fn new(url: &str, response_timeout: Duration) -> Result<Self, StoreError> {
-        let parsed = reqwest::Url::parse(url).map_err(|_| {
+    /// `accept_invalid_certs`: a rediss:// connection does not verify the server's certificate
+    /// (`tls: { rejectUnauthorized: false }`, for a self-signed local server).
+    pub(crate) fn new(
+        url: &str,
+        response_timeout: Duration,
+        accept_invalid_certs: bool,
+    ) -> Result<Self, StoreError> {
+        let mut parsed = reqwest::Url::parse(url).map_err(|_| {
             StoreError::InvalidConfig(
                 "invalid Redis URL; expected redis://[user][:password@]host[:port][/db]".into(),
             )
         })?;
         match parsed.scheme() {
             "redis" => {}
-            "rediss" => {
-                return Err(StoreError::InvalidConfig(
-                    "rediss:// (Redis over TLS) is not supported by the TCP store yet; use the \
-                     REST URL (https://) for a hosted database, or redis:// on a private network"
-                        .into(),
-                ))
-            }
+            // TLS through rustls (the process's ring provider, as on the REST path), trusting
+            // the system's certificate store (SSL_CERT_FILE / SSL_CERT_DIR name others).
+            "rediss" => crate::tls::install_crypto_provider(),
             other => {
                 return Err(StoreError::InvalidConfig(format!(
-                    "a Redis URL must start with redis://, got scheme {other:?}"
+                    "a Redis URL must start with redis:// or rediss://, got scheme {other:?}"
                 )))
             }
         }
@@ -65,6 +67,12 @@ impl RedisTcp {
         let scrub_password = |text: String| match &password {
             Some(p) => text.replace(p.as_str(), "[redacted]"),
             None => text,
+        };
+        let url = if parsed.scheme() == "rediss" && accept_invalid_certs {
+            parsed.set_fragment(Some("insecure")); // redis-rs' spelling of it
+            parsed.as_str()
+        } else {
+            url
         };
         let client = redis::Client::open(url).map_err(|e| {
             StoreError::InvalidConfig(scrub_password(format!("invalid Redis URL: {e}")))
@@ -101,8 +109,10 @@ impl RedisTcp {
             .await
             .map_err(|e| {
                 // Nothing was sent yet: a server that is down or restarting is worth waiting
-                // for; a refused password or a bad database number is not.
-                let not_run = e.is_connection_refusal() || e.is_timeout() || e.is_io_error();
+                // for; a refused password, a bad database number or a certificate that does not
+                // verify is not.
+                let not_run = (e.is_connection_refusal() || e.is_timeout() || e.is_io_error())
+                    && !is_tls_failure(&e);
                 let err = self.error("could not connect", &e);
                 if not_run {
                     Attempt::NotRun(err)
@@ -164,6 +174,16 @@ impl RedisTcp {
         }
         StoreError::Transport(text)
     }
+}
+
+/// Whether opening the connection failed in its TLS handshake (a certificate that does not
+/// verify, a server that does not speak TLS on that port): waiting does not fix either.
+fn is_tls_failure(err: &RedisError) -> bool {
+    use std::error::Error as _;
+    err.source()
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
 /// Whether the batch is safe to send again: the manager is reconnecting to a server that is

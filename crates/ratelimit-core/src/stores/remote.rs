@@ -217,9 +217,10 @@ impl RemoteStore {
         Ok(Self::with_transport(Transport::Rest(transport), options))
     }
 
-    /// A store on a Redis server over TCP (`redis://[user][:password@]host[:port][/db]`).
+    /// A store on a Redis server over TCP (`redis://[user][:password@]host[:port][/db]`, or
+    /// `rediss://` over TLS).
     pub fn redis_tcp(url: &str, options: RemoteOptions) -> Result<Self, StoreError> {
-        let transport = RedisTcp::new(url, options.request_timeout)?;
+        let transport = RedisTcp::new(url, options.request_timeout, options.accept_invalid_certs)?;
         Ok(Self::with_transport(Transport::Tcp(transport), options))
     }
 
