@@ -361,7 +361,7 @@ class Redis {
       // The scheme alone says what is wrong.
       const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
       throw new Error(
-        `ratelimit-native: invalid Upstash REST URL${scheme ? ` (scheme "${scheme}:")` : ''}; it must start with http:// or https:// (or redis:// for Redis over TCP)`,
+        `ratelimit-native: invalid Upstash REST URL${scheme ? ` (scheme "${scheme}:")` : ''}; it must start with http:// or https:// (or redis:// / rediss:// for Redis over TCP)`,
       )
     }
     remember(this, native.NativeStore.upstashRest(url, token, { acceptInvalidCerts: acceptInvalidCerts(config) }))
