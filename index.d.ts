@@ -176,7 +176,8 @@ export type RedisConfig = {
 
 /**
  * An Upstash Redis REST client with `@upstash/redis`'s constructor shape, served natively
- * (HTTP from Rust, concurrent calls batched), or with a redis:// URL a plain Redis client over
+ * (concurrent calls batched into one request; on http:// sent on a keep-alive socket of Node's
+ * event loop, on https:// from Rust), or with a redis:// URL a plain Redis client over
  * TCP (concurrent calls pipelined on one connection). Implements the commands rate limiting uses.
  * `url` never shows the password of a redis:// URL.
  */

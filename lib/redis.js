@@ -3,7 +3,9 @@
 // - `Redis.memory()` → the embedded store: algorithms run in Rust in this process, answered
 //   synchronously (no thread hop, no I/O);
 // - our own `Redis` (and an `@upstash/redis` instance, recognised by its base URL and token)
-//   → the native store: HTTP from Rust, concurrent calls batched into one /pipeline request;
+//   → the native store: concurrent calls batched into one /pipeline request; on http:// the
+//   request travels on a socket of Node's event loop (lib/wire.js), on https:// through the
+//   native client (rustls);
 // - our own `Redis` on a redis:// URL → the same native store over TCP (RESP): concurrent calls
 //   batched into one Redis pipeline, no REST server in between;
 // - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double)
@@ -12,6 +14,7 @@
 const native = require('./native')
 const { DeadlineQueue } = require('./deadlines')
 const { flushMemoryBatch } = require('./memory-batch')
+const { WireConnections } = require('./wire')
 
 /**
  * redis object → `{ native: NativeStore, sync, queue, flushSoon, call, guardedCall }` (or null
@@ -132,7 +135,7 @@ class PendingCalls {
  * A timer is held while calls are pending, because the native callback does not keep the
  * process alive by itself.
  */
-function batchedCalls(store, flushSoon) {
+function batchedCalls(store, flushSoon, wire) {
   const pending = new PendingCalls()
   const limits = new LimitBatch()
   const deadlines = new Map() // timeout ms → DeadlineQueue
@@ -143,13 +146,9 @@ function batchedCalls(store, flushSoon) {
     if (pending.size === 0 && keeper) keeper.unref()
     return entry
   }
-  store.onCompletions(({ data, failures, notes }) => {
-    let noteOf = null
-    if (notes.length > 0) {
-      noteOf = new Map()
-      for (let i = 0; i < notes.length; i += 2) noteOf.set(Number(notes[i]), notes[i + 1])
-    }
-    for (let i = 0; i < data.length; ) {
+  /** Outcomes as `[id, n, value × n]` records in `data[0..length)`; `noteOf`: id → analytics note. */
+  const answer = (data, length, noteOf) => {
+    for (let i = 0; i < length; ) {
       const id = data[i]
       const n = data[i + 1]
       const entry = settled(id)
@@ -159,12 +158,36 @@ function batchedCalls(store, flushSoon) {
       i += 2 + n
       if (entry) entry.answer(numbers, noteOf?.get(id))
     }
+  }
+  const trimDeadlines = () => {
+    for (const queue of deadlines.values()) queue.trim()
+  }
+  const complete = ({ data, failures, notes }) => {
+    let noteOf = null
+    if (notes.length > 0) {
+      noteOf = new Map()
+      for (let i = 0; i < notes.length; i += 2) noteOf.set(Number(notes[i]), notes[i + 1])
+    }
+    answer(data, data.length, noteOf)
     for (let i = 0; i < failures.length; i += 2) {
       const entry = settled(Number(failures[i]))
       if (entry) entry.fail(new Error(failures[i + 1]))
     }
-    for (const queue of deadlines.values()) queue.trim()
-  })
+    trimDeadlines()
+  }
+  // An event-loop store hands outcomes over each time JS moves its bytes; the others call back
+  // from their runtime thread.
+  const sockets = wire
+    ? new WireConnections(
+        store,
+        (data, length) => {
+          answer(data, length, null)
+          trimDeadlines()
+        },
+        complete,
+      )
+    : null
+  if (!sockets) store.onCompletions(complete)
   /** Sends the buffered limit calls to the native queue (before any other call, so the native
    * queue keeps the order the calls were made in). */
   const handOver = () => {
@@ -212,7 +235,7 @@ function batchedCalls(store, flushSoon) {
         queue.add(entry, now)
       }
     })
-  return { call, guardedCall, handOver }
+  return { call, guardedCall, handOver, sockets }
 }
 
 /** Numbers per call in a LimitBatch (src/limit_batch.rs reads the same layout). */
@@ -262,31 +285,37 @@ class LimitBatch {
   }
 }
 
-function remember(redis, native) {
+/** `wire`: `native` is an event-loop REST store (its sockets are lib/wire.js'). */
+function remember(redis, native, wire = false) {
   let entry = null
   if (native) {
     const sync = native.synchronous
     let scheduled = false
     let queued = 0
     let handOver = null
+    let sockets = null
+    const send = () => {
+      handOver?.()
+      if (sockets) sockets.flush()
+      else native.flush()
+    }
     const flush = () => {
       scheduled = false
       queued = 0
-      handOver?.()
-      native.flush()
+      send()
     }
     const flushSoon = () => {
       if (++queued >= FLUSH_AT) {
         queued = 0
-        handOver?.()
-        native.flush()
+        send()
       } else if (!scheduled) {
         scheduled = true
         scheduleFlush(flush)
       }
     }
-    const calls = sync ? null : batchedCalls(native, flushSoon)
+    const calls = sync ? null : batchedCalls(native, flushSoon, wire)
     handOver = calls?.handOver
+    sockets = calls?.sockets ?? null
     // `queue()`: the native store, for a call made on it directly (not through `call`), after
     // the buffered limit calls (so the store sees calls in the order they were made). The
     // memory store's buffered calls are the turn's limit() calls (lib/memory-batch.js).
@@ -364,7 +393,7 @@ class Redis {
         `ratelimit-native: invalid Upstash REST URL${scheme ? ` (scheme "${scheme}:")` : ''}; it must start with http:// or https:// (or redis:// / rediss:// for Redis over TCP)`,
       )
     }
-    remember(this, native.NativeStore.upstashRest(url, token, { acceptInvalidCerts: acceptInvalidCerts(config) }))
+    rememberRest(this, url, token, acceptInvalidCerts(config))
     Object.defineProperty(this, 'url', { value: url.replace(/\/$/, ''), enumerable: true })
     defineCommands(this)
   }
@@ -448,7 +477,17 @@ function nativeStoreFor(redis) {
   const known = storeOf.get(redis)
   if (known !== undefined) return known
   const credentials = upstashCredentials(redis)
-  return remember(redis, credentials ? native.NativeStore.upstashRest(credentials.url, credentials.token) : null)
+  return credentials ? rememberRest(redis, credentials.url, credentials.token, false) : remember(redis, null)
+}
+
+/**
+ * A REST store: on http:// its requests travel on sockets of Node's event loop (no thread hop
+ * per call); on https:// through the native client (rustls), which verifies certificates the
+ * way the TLS and redis:// paths do.
+ */
+function rememberRest(redis, url, token, acceptInvalid) {
+  if (/^http:\/\//i.test(url)) return remember(redis, native.NativeStore.upstashRestWire(url, token), true)
+  return remember(redis, native.NativeStore.upstashRest(url, token, { acceptInvalidCerts: acceptInvalid }))
 }
 
 module.exports = { Redis, nativeStoreFor, parseReply }

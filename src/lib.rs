@@ -12,6 +12,7 @@ mod multi_region;
 mod rest_server;
 mod short_str;
 mod store;
+mod wire;
 
 pub use algorithm::*;
 pub use limit_batch::*;

@@ -22,6 +22,10 @@ pub(crate) enum StoreKind {
 pub struct NativeStore {
     pub(crate) kind: StoreKind,
     pub(crate) completions: Arc<CompletionSink>,
+    /// The JS-thread executor of an event-loop REST store (src/wire.rs).
+    pub(crate) tasks: Option<Arc<crate::wire::JsThreadTasks>>,
+    /// The exchange each of an event-loop store's connections carries.
+    pub(crate) wire_slots: crate::wire::Slots,
 }
 
 /// The outcomes of the calls one HTTP request answered, delivered to JS in one call.
@@ -45,6 +49,9 @@ type CompletionCallback = ThreadsafeFunction<Completions, (), Completions, Statu
 pub(crate) struct CompletionSink {
     buffer: Mutex<Option<Collected>>,
     callback: OnceLock<CompletionCallback>,
+    /// JS takes the outcomes itself (`takeCompletions`) after each call into an event-loop
+    /// store, instead of being called back.
+    pull: bool,
 }
 
 /// What a sink collects before it becomes [`Completions`].
@@ -90,15 +97,49 @@ impl CompletionSink {
 
     /// After a request: hand everything collected to JS.
     pub(crate) fn deliver(&self) {
-        let batch = self.buffer.lock().ok().and_then(|mut guard| guard.take());
-        if let (Some(batch), Some(callback)) = (batch, self.callback.get()) {
-            let completions = Completions {
-                data: Float64Array::new(batch.data),
-                failures: batch.failures,
-                notes: batch.notes,
-            };
+        if self.pull {
+            return;
+        }
+        if let (Some(completions), Some(callback)) = (self.take(), self.callback.get()) {
             callback.call(completions, ThreadsafeFunctionCallMode::NonBlocking);
         }
+    }
+
+    /// Moves the collected outcome numbers into `out` when they fit; returns how many were
+    /// written and whether anything is left for [`CompletionSink::take`] (numbers that did not
+    /// fit, failures, notes).
+    pub(crate) fn take_data_into(&self, out: &mut [f64]) -> (usize, bool) {
+        let Ok(mut guard) = self.buffer.lock() else {
+            return (0, false);
+        };
+        let Some(collected) = guard.as_mut() else {
+            return (0, false);
+        };
+        let mut written = 0;
+        // An analytics note goes with its call's numbers: with notes, everything goes through
+        // `take`.
+        if collected.data.len() <= out.len() && collected.notes.is_empty() {
+            written = collected.data.len();
+            out[..written].copy_from_slice(&collected.data);
+            collected.data.clear();
+        }
+        let more = !collected.data.is_empty()
+            || !collected.failures.is_empty()
+            || !collected.notes.is_empty();
+        if !more {
+            *guard = None;
+        }
+        (written, more)
+    }
+
+    /// Everything collected so far.
+    pub(crate) fn take(&self) -> Option<Completions> {
+        let batch = self.buffer.lock().ok().and_then(|mut guard| guard.take())?;
+        Some(Completions {
+            data: Float64Array::new(batch.data),
+            failures: batch.failures,
+            notes: batch.notes,
+        })
     }
 }
 
@@ -134,6 +175,8 @@ impl NativeStore {
         NativeStore {
             kind: StoreKind::Memory(store),
             completions: Arc::default(),
+            tasks: None,
+            wire_slots: Default::default(),
         }
     }
 
@@ -155,6 +198,7 @@ impl NativeStore {
     pub fn flush(&self) {
         if let StoreKind::Remote(client) = &self.kind {
             client.flush();
+            self.run_tasks();
         }
     }
 
@@ -234,13 +278,29 @@ impl NativeStore {
         options: Option<UpstashRestStoreOptions>,
         open: impl FnOnce(RemoteOptions) -> std::result::Result<RemoteStore, StoreError>,
     ) -> Result<NativeStore> {
-        let completions = Arc::new(CompletionSink::default());
+        NativeStore::remote_with(options, None, None, open)
+    }
+
+    /// A remote store whose tasks run where `spawner` puts them (napi's runtime by default);
+    /// `tasks`: the JS-thread executor of an event-loop store, whose outcomes JS pulls.
+    pub(crate) fn remote_with(
+        options: Option<UpstashRestStoreOptions>,
+        spawner: Option<ratelimit_core::stores::remote::Spawner>,
+        tasks: Option<Arc<crate::wire::JsThreadTasks>>,
+        open: impl FnOnce(RemoteOptions) -> std::result::Result<RemoteStore, StoreError>,
+    ) -> Result<NativeStore> {
+        let completions = Arc::new(CompletionSink {
+            pull: tasks.is_some(),
+            ..CompletionSink::default()
+        });
         let sink = completions.clone();
         let mut opts = RemoteOptions {
             // Calls queue when made; JS flushes once per tick, so one tick = one batch.
             deferred_flush: true,
-            spawner: Some(Arc::new(|fut| {
-                napi::bindgen_prelude::spawn(fut);
+            spawner: Some(spawner.unwrap_or_else(|| {
+                Arc::new(|fut| {
+                    napi::bindgen_prelude::spawn(fut);
+                })
             })),
             batch_done: Some(Arc::new(move || sink.deliver())),
             ..RemoteOptions::default()
@@ -260,6 +320,8 @@ impl NativeStore {
         Ok(NativeStore {
             kind: StoreKind::Remote(client),
             completions,
+            tasks,
+            wire_slots: Default::default(),
         })
     }
 

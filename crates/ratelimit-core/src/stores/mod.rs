@@ -1,6 +1,7 @@
 //! Where limiter state lives: an Upstash REST endpoint (remote, scripts run in Redis), or the
 //! embedded memory store (in this process, the same state transitions run natively).
 
+mod http_response;
 pub mod memory;
 pub mod memory_limiters;
 mod pipeline_answer;
@@ -8,6 +9,7 @@ pub mod redis_tcp;
 pub mod remote;
 mod rest_transport;
 pub(crate) mod window_key;
+pub mod wire_transport;
 
 use thiserror::Error;
 

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use crate::scripts::Script;
 use crate::stores::redis_tcp::RedisTcp;
 use crate::stores::rest_transport::RestTransport;
+use crate::stores::wire_transport::{Received, WireFailure, WireTarget, WireTransport};
 use crate::stores::{Reply, StoreError};
 
 /// Most commands per `/pipeline` request (what `@upstash/redis` uses too).
@@ -159,6 +160,8 @@ struct Queue {
 enum Transport {
     Rest(RestTransport),
     Tcp(RedisTcp),
+    /// REST over a connection the caller owns (the binding's, on Node's event loop).
+    Wire(WireTransport),
 }
 
 impl Transport {
@@ -171,6 +174,7 @@ impl Transport {
         match self {
             Transport::Rest(rest) => rest.send(commands, as_eval).await,
             Transport::Tcp(tcp) => tcp.send(commands, as_eval).await,
+            Transport::Wire(wire) => wire.send(commands, as_eval).await,
         }
     }
 }
@@ -222,6 +226,58 @@ impl RemoteStore {
     pub fn redis_tcp(url: &str, options: RemoteOptions) -> Result<Self, StoreError> {
         let transport = RedisTcp::new(url, options.request_timeout, options.accept_invalid_certs)?;
         Ok(Self::with_transport(Transport::Tcp(transport), options))
+    }
+
+    /// A store on an Upstash REST endpoint (`http://`) whose requests the caller carries: it
+    /// takes them with [`RemoteStore::take_request`] and feeds the answers back
+    /// ([`RemoteStore::receive`], [`RemoteStore::fail_request`]). `request_timeout` is the
+    /// caller's to enforce.
+    pub fn upstash_rest_wire(
+        url: &str,
+        token: &str,
+        options: RemoteOptions,
+    ) -> Result<Self, StoreError> {
+        let transport = WireTransport::new(url, token)?;
+        Ok(Self::with_transport(Transport::Wire(transport), options))
+    }
+
+    /// Where a caller-carried store's connections go (`None` for the other transports).
+    pub fn wire_target(&self) -> Option<&WireTarget> {
+        match &self.inner.transport {
+            Transport::Wire(wire) => Some(wire.target()),
+            _ => None,
+        }
+    }
+
+    /// The next request a caller-carried store wants written, with the id of its exchange.
+    pub fn take_request(&self) -> Option<(u32, Vec<u8>)> {
+        match &self.inner.transport {
+            Transport::Wire(wire) => wire.take_request(),
+            _ => None,
+        }
+    }
+
+    /// How many requests a caller-carried store has waiting to be written.
+    pub fn waiting_requests(&self) -> usize {
+        match &self.inner.transport {
+            Transport::Wire(wire) => wire.waiting_requests(),
+            _ => 0,
+        }
+    }
+
+    /// Bytes read for exchange `id` (`eof`: its connection ended).
+    pub fn receive(&self, id: u32, chunk: &[u8], eof: bool) -> Received {
+        match &self.inner.transport {
+            Transport::Wire(wire) => wire.receive(id, chunk, eof),
+            _ => Received::Unknown,
+        }
+    }
+
+    /// Exchange `id` failed on its connection.
+    pub fn fail_request(&self, id: u32, failure: WireFailure, detail: &str) {
+        if let Transport::Wire(wire) = &self.inner.transport {
+            wire.fail(id, failure, detail);
+        }
     }
 
     fn with_transport(transport: Transport, options: RemoteOptions) -> Self {

@@ -99,36 +99,12 @@ impl RestTransport {
                     Attempt::Failed(self.transport_error(e))
                 }
             })?;
-        let status = response.status();
+        let status = response.status().as_u16();
         let text = response
             .bytes()
             .await
             .map_err(|e| Attempt::Failed(self.transport_error(e)))?;
-        if !status.is_success() {
-            let message = match serde_json::from_slice::<Json>(&text) {
-                Ok(Json::Object(map)) => match map.get("error") {
-                    Some(Json::String(err)) => self.scrub(err.clone()),
-                    _ => self.snippet(&text),
-                },
-                _ => self.snippet(&text),
-            };
-            let err = StoreError::Http {
-                status: status.as_u16(),
-                message,
-            };
-            // 502/503: the REST server could not reach Redis, so nothing ran.
-            return Err(if matches!(status.as_u16(), 502 | 503) {
-                Attempt::NotRun(err)
-            } else {
-                Attempt::Failed(err)
-            });
-        }
-        decode_pipeline(&text).ok_or_else(|| {
-            Attempt::Failed(StoreError::BadResponse(format!(
-                "expected a JSON array from /pipeline, got: {}",
-                self.snippet(&text)
-            )))
-        })
+        answer_items(status, &text, &self.token)
     }
 
     fn transport_error(&self, err: reqwest::Error) -> StoreError {
@@ -149,26 +125,57 @@ impl RestTransport {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        StoreError::Transport(self.scrub(message))
+        StoreError::Transport(scrub(message, &self.token))
     }
+}
 
-    /// Removes the token from text that came from elsewhere (a server may echo request headers).
-    fn scrub(&self, text: String) -> String {
-        if self.token.is_empty() || !text.contains(&self.token) {
-            return text;
-        }
-        text.replace(&self.token, "[redacted]")
+/// A `/pipeline` answer's items, or how the whole request failed: 502/503 mean the REST server
+/// could not reach Redis (nothing ran, worth sending again); any other non-2xx answer and a
+/// body that is not a JSON array fail every item. Shared by both REST transports.
+pub(crate) fn answer_items(
+    status: u16,
+    body: &[u8],
+    token: &str,
+) -> Result<Vec<Result<Reply, StoreError>>, Attempt> {
+    if !(200..300).contains(&status) {
+        let message = match serde_json::from_slice::<Json>(body) {
+            Ok(Json::Object(map)) => match map.get("error") {
+                Some(Json::String(err)) => scrub(err.clone(), token),
+                _ => snippet(body, token),
+            },
+            _ => snippet(body, token),
+        };
+        let err = StoreError::Http { status, message };
+        return Err(if matches!(status, 502 | 503) {
+            Attempt::NotRun(err)
+        } else {
+            Attempt::Failed(err)
+        });
     }
+    decode_pipeline(body).ok_or_else(|| {
+        Attempt::Failed(StoreError::BadResponse(format!(
+            "expected a JSON array from /pipeline, got: {}",
+            snippet(body, token)
+        )))
+    })
+}
 
-    /// The start of a body, for an error message, without the token.
-    fn snippet(&self, bytes: &[u8]) -> String {
-        self.scrub(truncated(bytes))
+/// Removes the token from text that came from elsewhere (a server may echo request headers).
+pub(crate) fn scrub(text: String, token: &str) -> String {
+    if token.is_empty() || !text.contains(token) {
+        return text;
     }
+    text.replace(token, "[redacted]")
+}
+
+/// The start of a body, for an error message, without the token.
+fn snippet(bytes: &[u8], token: &str) -> String {
+    scrub(truncated(bytes), token)
 }
 
 /// The `/pipeline` body for these commands: `[[...],[...]]`, each item a JSON array of strings,
 /// written straight into the body (no `serde_json::Value` tree, no copy of each part).
-fn pipeline_body(commands: &[&Command], as_eval: bool) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn pipeline_body(commands: &[&Command], as_eval: bool) -> Result<Vec<u8>, StoreError> {
     let mut body = Vec::with_capacity(1024);
     body.push(b'[');
     for (i, command) in commands.iter().enumerate() {

@@ -1,0 +1,165 @@
+// An Upstash REST store on http:// carries its requests on sockets of Node's own event loop
+// (lib/wire.js; the native store writes the requests and reads the answers, src/wire.rs), against
+// the project's REST server in front of a real redis-server. Checked:
+//   - the calls go through `net` sockets: at most 4 connections, reused from call to call;
+//   - answers that arrive one byte at a time are read the same;
+//   - a server that closes idle connections costs nothing: the next call opens a new one;
+//   - an idle connection does not keep the process alive.
+
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import net from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { after, before, describe, test } from 'node:test'
+import { Ratelimit, Redis } from '../index.js'
+import { startStack } from './helpers/servers.mjs'
+
+const T = { timeout: 30000 }
+const tag = () => randomBytes(4).toString('hex')
+const INDEX = fileURLToPath(new URL('../index.js', import.meta.url))
+
+/**
+ * A TCP proxy in front of `target` (host:port of the REST server). `slow`: the answers go back
+ * one byte per event-loop turn. `closeIdleMs`: a client connection is closed that long after
+ * its last answer byte. Counts the connections it accepted.
+ */
+async function startProxy(target, { slow = false, closeIdleMs = 0 } = {}) {
+  const sockets = new Set()
+  const proxy = { accepted: 0 }
+  const server = net.createServer((client) => {
+    proxy.accepted++
+    const upstream = net.connect(target)
+    sockets.add(client).add(upstream)
+    let idleTimer = null
+    let queue = Promise.resolve()
+    client.on('data', (d) => upstream.write(d))
+    upstream.on('data', (d) => {
+      clearTimeout(idleTimer)
+      queue = queue.then(async () => {
+        if (!slow) client.write(d)
+        else
+          for (const byte of d) {
+            client.write(Buffer.from([byte]))
+            await new Promise((r) => setImmediate(r))
+          }
+        if (closeIdleMs > 0) {
+          clearTimeout(idleTimer)
+          idleTimer = setTimeout(() => client.end(), closeIdleMs)
+        }
+      })
+    })
+    const close = () => {
+      clearTimeout(idleTimer)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('close', close).on('error', close)
+    upstream.on('close', close).on('error', close)
+  })
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  proxy.url = `http://127.0.0.1:${server.address().port}`
+  proxy.stop = async () => {
+    for (const s of sockets) s.destroy()
+    await new Promise((r) => server.close(r))
+  }
+  return proxy
+}
+
+describe('REST on http:// over sockets of the event loop', () => {
+  let stack
+  let target
+  before(async () => {
+    stack = await startStack()
+    const u = new URL(stack.rest.url)
+    target = { host: u.hostname, port: Number(u.port) }
+  })
+  after(async () => {
+    await stack?.stop()
+  })
+
+  test('calls go through net sockets: at most 4 connections, kept alive from call to call', T, async () => {
+    const connect = net.connect
+    let opened = 0
+    net.connect = (...args) => {
+      opened++
+      return connect(...args)
+    }
+    try {
+      const redis = new Redis({ url: stack.rest.url, token: stack.rest.token })
+      const rl = new Ratelimit({ redis, limiter: Ratelimit.fixedWindow(1000, '60 s'), prefix: `w${tag()}` })
+      for (let i = 0; i < 50; i++) assert.equal((await rl.limit('seq')).remaining, 999 - i)
+      assert.equal(opened, 1, 'one connection for calls made one after another')
+      const burst = await Promise.all(Array.from({ length: 300 }, () => rl.limit('burst')))
+      assert.deepEqual(
+        burst.map((r) => r.remaining).sort((a, b) => b - a),
+        Array.from({ length: 300 }, (_, i) => 999 - i),
+      )
+      assert.ok(opened >= 1 && opened <= 4, `${opened} connections`)
+    } finally {
+      net.connect = connect
+    }
+  })
+
+  test('answers that arrive one byte at a time are read the same', T, async () => {
+    const proxy = await startProxy(target, { slow: true })
+    try {
+      const redis = new Redis({ url: proxy.url, token: stack.rest.token })
+      const rl = new Ratelimit({ redis, limiter: Ratelimit.slidingWindow(5, '60 s'), prefix: `w${tag()}` })
+      const results = []
+      for (let i = 0; i < 7; i++) results.push(await rl.limit('byte'))
+      assert.deepEqual(
+        results.map((r) => [r.success, r.remaining]),
+        [[true, 4], [true, 3], [true, 2], [true, 1], [true, 0], [false, 0], [false, 0]],
+      )
+      assert.deepEqual(await rl.getRemaining('byte'), { remaining: 0, reset: results[0].reset, limit: 5 })
+    } finally {
+      await proxy.stop()
+    }
+  })
+
+  test('a server that closes idle connections: the next call opens a new one', T, async () => {
+    const proxy = await startProxy(target, { closeIdleMs: 5 })
+    try {
+      const redis = new Redis({ url: proxy.url, token: stack.rest.token })
+      const rl = new Ratelimit({ redis, limiter: Ratelimit.fixedWindow(100, '60 s'), prefix: `w${tag()}` })
+      for (let i = 0; i < 10; i++) {
+        assert.equal((await rl.limit('idle')).remaining, 99 - i)
+        await new Promise((r) => setTimeout(r, 40))
+      }
+      assert.equal(proxy.accepted, 10, 'each call after an idle close on a new connection')
+    } finally {
+      await proxy.stop()
+    }
+  })
+
+  test('an idle connection does not keep the process alive', T, async () => {
+    const script = `
+      const { Ratelimit, Redis } = require(${JSON.stringify(INDEX)})
+      const rl = new Ratelimit({ redis: new Redis({ url: process.env.U, token: process.env.K }), limiter: Ratelimit.fixedWindow(5, '60 s'), prefix: 'exit${tag()}' })
+      rl.limit('a').then((r) => console.log(r.success, r.remaining))
+    `
+    const child = spawn(process.execPath, ['-e', script], {
+      env: { ...process.env, U: stack.rest.url, K: stack.rest.token },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    const started = Date.now()
+    const code = await new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL')
+        resolve('still running after 10 s')
+      }, 10000)
+      child.on('exit', (c) => {
+        clearTimeout(timer)
+        resolve(c)
+      })
+    })
+    assert.equal(code, 0, err)
+    assert.equal(out.trim(), 'true 4')
+    assert.ok(Date.now() - started < 5000, `exited after ${Date.now() - started} ms`)
+  })
+})
