@@ -32,19 +32,7 @@ impl RestTransport {
         request_timeout: Duration,
         accept_invalid_certs: bool,
     ) -> Result<Self, StoreError> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| StoreError::InvalidConfig(format!("invalid Upstash REST URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(StoreError::InvalidConfig(format!(
-                "the Upstash REST URL must start with http:// or https://, got scheme {:?}",
-                parsed.scheme()
-            )));
-        }
-        if token.is_empty() {
-            return Err(StoreError::InvalidConfig(
-                "the Upstash REST token is empty".into(),
-            ));
-        }
+        let parsed = parse_endpoint(url, token, &["http", "https"])?;
         let display_host = match (parsed.host_str(), parsed.port_or_known_default()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_string(),
@@ -127,6 +115,31 @@ impl RestTransport {
         }
         StoreError::Transport(scrub(message, &self.token))
     }
+}
+
+/// The endpoint's URL, if its scheme is one of `schemes`, with the token checked not to be
+/// empty. Shared by both REST transports.
+pub(crate) fn parse_endpoint(
+    url: &str,
+    token: &str,
+    schemes: &[&str],
+) -> Result<reqwest::Url, StoreError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| StoreError::InvalidConfig(format!("invalid Upstash REST URL: {e}")))?;
+    if !schemes.contains(&parsed.scheme()) {
+        let allowed: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+        return Err(StoreError::InvalidConfig(format!(
+            "the Upstash REST URL must start with {}, got scheme {:?}",
+            allowed.join(" or "),
+            parsed.scheme()
+        )));
+    }
+    if token.is_empty() {
+        return Err(StoreError::InvalidConfig(
+            "the Upstash REST token is empty".into(),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// A `/pipeline` answer's items, or how the whole request failed: 502/503 mean the REST server

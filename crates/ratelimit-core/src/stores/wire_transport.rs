@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::stores::http_response::{HttpResponse, ResponseReader};
 use crate::stores::remote::{Attempt, Command};
-use crate::stores::rest_transport::{answer_items, pipeline_body, scrub};
+use crate::stores::rest_transport::{answer_items, parse_endpoint, pipeline_body, scrub};
 use crate::stores::{Reply, StoreError};
 
 /// Where the owner connects (`host` without IPv6 brackets, ready for a socket API).
@@ -79,19 +79,8 @@ pub(crate) struct WireTransport {
 
 impl WireTransport {
     pub(crate) fn new(url: &str, token: &str) -> Result<Self, StoreError> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| StoreError::InvalidConfig(format!("invalid Upstash REST URL: {e}")))?;
-        if parsed.scheme() != "http" {
-            return Err(StoreError::InvalidConfig(format!(
-                "the event-loop REST transport takes http:// URLs, got scheme {:?}",
-                parsed.scheme()
-            )));
-        }
-        if token.is_empty() {
-            return Err(StoreError::InvalidConfig(
-                "the Upstash REST token is empty".into(),
-            ));
-        }
+        // https:// stays on the reqwest transport (rustls, the system's certificate store).
+        let parsed = parse_endpoint(url, token, &["http"])?;
         // What an HTTP header value may hold (as reqwest checks it): no control characters, so
         // a token can never end the header early and inject one of its own.
         if token.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
