@@ -22,10 +22,8 @@ pub(crate) enum StoreKind {
 pub struct NativeStore {
     pub(crate) kind: StoreKind,
     pub(crate) completions: Arc<CompletionSink>,
-    /// The JS-thread executor of an event-loop REST store (src/wire.rs).
-    pub(crate) tasks: Option<Arc<crate::wire::JsThreadTasks>>,
-    /// The exchange each of an event-loop store's connections carries.
-    pub(crate) wire_slots: crate::wire::Slots,
+    /// What an event-loop REST store has on top (src/wire.rs).
+    pub(crate) wire: Option<crate::wire::EventLoopWire>,
 }
 
 /// The outcomes of the calls one HTTP request answered, delivered to JS in one call.
@@ -175,8 +173,7 @@ impl NativeStore {
         NativeStore {
             kind: StoreKind::Memory(store),
             completions: Arc::default(),
-            tasks: None,
-            wire_slots: Default::default(),
+            wire: None,
         }
     }
 
@@ -198,7 +195,6 @@ impl NativeStore {
     pub fn flush(&self) {
         if let StoreKind::Remote(client) = &self.kind {
             client.flush();
-            self.run_tasks();
         }
     }
 
@@ -278,30 +274,30 @@ impl NativeStore {
         options: Option<UpstashRestStoreOptions>,
         open: impl FnOnce(RemoteOptions) -> std::result::Result<RemoteStore, StoreError>,
     ) -> Result<NativeStore> {
-        NativeStore::remote_with(options, None, None, open)
+        NativeStore::remote_with(options, None, open)
     }
 
-    /// A remote store whose tasks run where `spawner` puts them (napi's runtime by default);
-    /// `tasks`: the JS-thread executor of an event-loop store, whose outcomes JS pulls.
+    /// A remote store whose tasks run on napi's runtime, or, for an event-loop store (`wire`),
+    /// on the JS thread, with outcomes JS pulls.
     pub(crate) fn remote_with(
         options: Option<UpstashRestStoreOptions>,
-        spawner: Option<ratelimit_core::stores::remote::Spawner>,
-        tasks: Option<Arc<crate::wire::JsThreadTasks>>,
+        wire: Option<crate::wire::EventLoopWire>,
         open: impl FnOnce(RemoteOptions) -> std::result::Result<RemoteStore, StoreError>,
     ) -> Result<NativeStore> {
         let completions = Arc::new(CompletionSink {
-            pull: tasks.is_some(),
+            pull: wire.is_some(),
             ..CompletionSink::default()
         });
         let sink = completions.clone();
         let mut opts = RemoteOptions {
             // Calls queue when made; JS flushes once per tick, so one tick = one batch.
             deferred_flush: true,
-            spawner: Some(spawner.unwrap_or_else(|| {
-                Arc::new(|fut| {
+            spawner: Some(match &wire {
+                Some(wire) => wire.spawner(),
+                None => Arc::new(|fut| {
                     napi::bindgen_prelude::spawn(fut);
-                })
-            })),
+                }),
+            }),
             batch_done: Some(Arc::new(move || sink.deliver())),
             ..RemoteOptions::default()
         };
@@ -320,8 +316,7 @@ impl NativeStore {
         Ok(NativeStore {
             kind: StoreKind::Remote(client),
             completions,
-            tasks,
-            wire_slots: Default::default(),
+            wire,
         })
     }
 

@@ -142,29 +142,32 @@ const WAITING_SHIFT: u32 = 3;
 const MORE: u32 = 1 << 6;
 const LENGTH_SHIFT: u32 = 7;
 
-/// Which exchange each connection slot carries.
-#[derive(Default)]
-pub(crate) struct Slots(Mutex<[Option<u32>; SLOTS]>);
+/// What only an event-loop store has: its JS-thread tasks, and which exchange each connection
+/// slot carries.
+pub(crate) struct EventLoopWire {
+    tasks: Arc<JsThreadTasks>,
+    slots: Mutex<[Option<u32>; SLOTS]>,
+}
+
+impl EventLoopWire {
+    /// Where the store's `RemoteOptions::spawner` puts its tasks.
+    pub(crate) fn spawner(&self) -> Spawner {
+        self.tasks.spawner()
+    }
+}
 
 impl NativeStore {
-    fn wire_parts(&self) -> Result<(&RemoteStore, &Arc<JsThreadTasks>)> {
-        match (&self.kind, &self.tasks) {
-            (StoreKind::Remote(store), Some(tasks)) => Ok((store, tasks)),
+    fn wire_parts(&self) -> Result<(&RemoteStore, &EventLoopWire)> {
+        match (&self.kind, &self.wire) {
+            (StoreKind::Remote(store), Some(wire)) => Ok((store, wire)),
             _ => Err(invalid_arg("not an event-loop REST store")),
-        }
-    }
-
-    /// Runs the store's ready tasks (a no-op for other stores).
-    pub(crate) fn run_tasks(&self) {
-        if let Some(tasks) = &self.tasks {
-            tasks.run();
         }
     }
 
     /// Runs ready tasks, then reports (and writes to `out`) what JS has to do next.
     fn wire_status(&self, code: u32, out: &mut [f64]) -> Result<u32> {
-        let (store, tasks) = self.wire_parts()?;
-        tasks.run();
+        let (store, wire) = self.wire_parts()?;
+        wire.tasks.run();
         let (written, more) = self.completions.take_data_into(out);
         let mut status = code | ((written as u32) << LENGTH_SHIFT);
         if more {
@@ -175,7 +178,7 @@ impl NativeStore {
     }
 
     fn slot_exchange(&self, slot: u32, take: bool) -> Option<u32> {
-        let mut slots = self.wire_slots.0.lock().ok()?;
+        let mut slots = self.wire.as_ref()?.slots.lock().ok()?;
         let entry = slots.get_mut(slot as usize)?;
         if take {
             entry.take()
@@ -192,14 +195,16 @@ impl NativeStore {
     /// slot, `wireReceive` / `wireFail` feed back what the connection did.
     #[napi(catch_unwind, factory)]
     pub fn upstash_rest_wire(url: String, token: String) -> Result<NativeStore> {
-        let tasks = JsThreadTasks::new();
-        let spawner = tasks.spawner();
+        let wire = EventLoopWire {
+            tasks: JsThreadTasks::new(),
+            slots: Mutex::new([None; SLOTS]),
+        };
         let options = UpstashRestStoreOptions {
             max_in_flight: Some(SLOTS as u32),
             request_timeout_ms: None,
             accept_invalid_certs: None,
         };
-        NativeStore::remote_with(Some(options), Some(spawner), Some(tasks), |opts| {
+        NativeStore::remote_with(Some(options), Some(wire), |opts| {
             RemoteStore::upstash_rest_wire(&url, &token, opts)
         })
     }
@@ -221,8 +226,8 @@ impl NativeStore {
     /// Weak: it does not keep the process alive.
     #[napi(catch_unwind, ts_args_type = "callback: () => void")]
     pub fn on_wire_ping(&self, callback: PingCallback) -> Result<()> {
-        let (_, tasks) = self.wire_parts()?;
-        tasks
+        let (_, wire) = self.wire_parts()?;
+        wire.tasks
             .wake
             .ping
             .set(callback)
@@ -250,14 +255,14 @@ impl NativeStore {
     /// bytes (write it with the "latin1" encoding); null when none waits.
     #[napi(catch_unwind)]
     pub fn wire_next(&self, slot: u32) -> Result<Option<Latin1String>> {
-        let (store, _) = self.wire_parts()?;
+        let (store, wire) = self.wire_parts()?;
         if slot as usize >= SLOTS {
             return Err(invalid_arg("wireNext: no such connection slot"));
         }
         let Some((id, bytes)) = store.take_request() else {
             return Ok(None);
         };
-        if let Ok(mut slots) = self.wire_slots.0.lock() {
+        if let Ok(mut slots) = wire.slots.lock() {
             slots[slot as usize] = Some(id);
         }
         // Request bytes are UTF-8 (JSON written from Rust strings); as latin1, each byte is one
