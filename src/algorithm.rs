@@ -16,8 +16,9 @@ use ratelimit_core::scripts::{ScriptCall, RESET};
 
 use std::sync::Arc;
 
-use ratelimit_core::stores::memory::MemoryStore;
+use ratelimit_core::stores::memory::{LockedWindows, MemoryStore};
 use ratelimit_core::stores::memory_limiters as mem;
+use ratelimit_core::stores::window_key::WindowKey;
 
 use ratelimit_core::round_trip::{self, AnalyticsRecord, Extras, Protection};
 use ratelimit_core::stores::Reply;
@@ -299,13 +300,43 @@ impl Kind {
         outcome.map(limit_array).map_err(store_error)
     }
 
-    /// Prefetches what `limit_numbers_in_memory` will read for this call (window counters).
-    pub(crate) fn prefetch_in_memory(&self, store: &MemoryStore, key: &str, now: u64) {
+    /// The window counter a limit call at `now` updates, for the algorithms that keep one
+    /// (fixed and sliding window): a batch works it out once, to prefetch it and to update it.
+    pub(crate) fn window_in_memory(
+        &self,
+        store: &MemoryStore,
+        key: &str,
+        now: u64,
+    ) -> Option<WindowKey> {
         match self {
-            Kind::Fixed(a) => mem::prefetch_windows(store, key, a.window_ms, now, false),
-            Kind::Sliding(a) => mem::prefetch_windows(store, key, a.window_ms, now, true),
-            Kind::Bucket(_) | Kind::Cached(_) => {}
+            Kind::Fixed(a) => Some(mem::window_key(store, key, a.window_ms, now)),
+            Kind::Sliding(a) => Some(mem::window_key(store, key, a.window_ms, now)),
+            Kind::Bucket(_) | Kind::Cached(_) => None,
         }
+    }
+
+    /// `limit_numbers_in_memory` of a window algorithm in a batch's locked run, on the call's
+    /// counter `window` (from `window_in_memory`).
+    pub(crate) fn limit_numbers_locked(
+        &self,
+        windows: &mut LockedWindows,
+        key: &str,
+        window: WindowKey,
+        now: u64,
+        rate: f64,
+    ) -> Result<[f64; 4]> {
+        let outcome = match self {
+            Kind::Fixed(a) => mem::fixed_window_limit_at(windows, a, window, now, rate, None),
+            Kind::Sliding(a) => {
+                mem::sliding_window_limit_at(windows, a, key, window, now, rate, None)
+            }
+            Kind::Bucket(_) | Kind::Cached(_) => {
+                return Err(invalid_arg(
+                    "only window algorithms run in a batch's locked run",
+                ))
+            }
+        };
+        outcome.map(limit_array).map_err(store_error)
     }
 
     fn remaining_in_memory(

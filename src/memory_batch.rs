@@ -8,9 +8,12 @@
 //! string, and hands the turn's calls over at the end of the turn (a microtask): one crossing,
 //! one string conversion and one array borrow per turn.
 //!
-//! A batch also knows its next calls: while it works on one, it prefetches the table slots of
-//! the call a few places ahead (`MemoryStore::prefetch_window`), so the cache misses of new keys
-//! overlap instead of following one another.
+//! Consecutive window calls (fixed and sliding window) run under every shard lock of the
+//! counter table, taken once for up to `RUN_MAX` calls (`MemoryStore::lock_windows`): no locked
+//! instruction per call. A run also knows its next calls: while it works on one, it prefetches
+//! the table slots of the call a few places ahead, so the cache misses of new keys overlap
+//! instead of following one another. Other calls (token buckets), and every call when the store
+//! is near its cap, go one by one, each under its own key's lock.
 //!
 //! Record layout (`RECORD` numbers per call; `lib/memory-batch.js` writes the same):
 //! `[kind, a, b, c, now, rate, keyLength]`, where `kind, a, b, c` is the algorithm as
@@ -21,6 +24,7 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use ratelimit_core::stores::memory::MemoryStore;
+use ratelimit_core::stores::window_key::WindowKey;
 
 use crate::algorithm::Kind;
 use crate::args::{clock, cost};
@@ -34,6 +38,9 @@ const ANSWER: usize = 4;
 /// How many calls ahead the batch prefetches counters: enough for their cache misses to be
 /// under way together, few enough that the lines are still cached when their call comes.
 const PREFETCH_AHEAD: usize = 4;
+/// Most calls one locked run takes: other threads using the store (worker threads) wait for a
+/// run to end, a few dozen microseconds at most.
+const RUN_MAX: usize = 128;
 
 /// One record, read.
 struct Call {
@@ -41,6 +48,8 @@ struct Call {
     key: std::ops::Range<usize>,
     now: u64,
     rate: f64,
+    /// The window counter it updates (window algorithms), worked out once.
+    window: Option<WindowKey>,
 }
 
 /// Answers records `from..count` in order and returns the index of the first one it could not
@@ -84,6 +93,7 @@ pub fn memory_limit_batch(
         let kind = algorithms.read([record[0], record[1], record[2], record[3]]);
         calls.push(match (kind, clock(record[4]), cost(record[5])) {
             (Ok(kind), Ok(now), Ok(rate)) => Some(Call {
+                window: kind.window_in_memory(&store, &text[key_start..], now),
                 kind,
                 key: key_start..text.len(),
                 now,
@@ -92,18 +102,46 @@ pub fn memory_limit_batch(
             _ => None,
         });
     }
-    let from = from as usize;
-    for call in calls.iter().skip(from).take(PREFETCH_AHEAD).flatten() {
-        call.kind
-            .prefetch_in_memory(&store, &text[call.key.clone()], call.now);
-    }
-    for (index, call) in calls.iter().enumerate().skip(from) {
-        if let Some(Some(ahead)) = calls.get(index + PREFETCH_AHEAD) {
-            ahead
-                .kind
-                .prefetch_in_memory(&store, &text[ahead.key.clone()], ahead.now);
+    let mut index = from as usize;
+    while index < count {
+        let run = calls[index..count.min(index + RUN_MAX)]
+            .iter()
+            .take_while(|call| call.as_ref().is_some_and(|c| c.window.is_some()))
+            .count();
+        if run > 0 {
+            if let Some(mut windows) = store.lock_windows(run) {
+                let run = &calls[index..index + run];
+                let window_of = |i: usize| run.get(i).and_then(|c| c.as_ref()?.window);
+                for ahead in (0..PREFETCH_AHEAD).filter_map(window_of) {
+                    windows.prefetch(&ahead);
+                }
+                for (i, call) in run.iter().enumerate() {
+                    if let Some(ahead) = window_of(i + PREFETCH_AHEAD) {
+                        windows.prefetch(&ahead);
+                    }
+                    let (Some(call), Some(window)) = (call, call.as_ref().and_then(|c| c.window))
+                    else {
+                        return Ok((index + i) as u32);
+                    };
+                    let key = &text[call.key.clone()];
+                    match call.kind.limit_numbers_locked(
+                        &mut windows,
+                        key,
+                        window,
+                        call.now,
+                        call.rate,
+                    ) {
+                        Ok(numbers) => out[(index + i) * ANSWER..(index + i + 1) * ANSWER]
+                            .copy_from_slice(&numbers),
+                        Err(_) => return Ok((index + i) as u32),
+                    }
+                }
+                index += run.len();
+                continue;
+            }
         }
-        let Some(call) = call else {
+        // One call alone, under its own key's lock.
+        let Some(call) = &calls[index] else {
             return Ok(index as u32);
         };
         let key = &text[call.key.clone()];
@@ -114,6 +152,7 @@ pub fn memory_limit_batch(
             Ok(numbers) => out[index * ANSWER..(index + 1) * ANSWER].copy_from_slice(&numbers),
             Err(_) => return Ok(index as u32),
         }
+        index += 1;
     }
     Ok(count as u32)
 }

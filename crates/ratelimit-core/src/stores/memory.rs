@@ -33,6 +33,9 @@ use crate::num::lua_tonumber;
 use crate::stores::window_key::{BuildFoldHasher, WindowKey, WindowKeys};
 use crate::stores::{Reply, StoreError};
 
+mod locked_windows;
+pub use locked_windows::LockedWindows;
+
 /// Default cap: about 100 MB of limiter state.
 pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
@@ -175,9 +178,11 @@ impl MemoryStore {
         self.keys_bound.store(0, Ordering::Relaxed);
     }
 
-    fn note_write(self: &Arc<Self>, now: u64) {
+    /// Counts `writes` writes made at caller time up to `now`, and starts a background sweep
+    /// once enough have accumulated.
+    fn note_writes(self: &Arc<Self>, writes: usize, now: u64) {
         self.latest_now.fetch_max(now, Ordering::Relaxed);
-        let writes = self.writes_since_sweep.fetch_add(1, Ordering::Relaxed) + 1;
+        let writes = self.writes_since_sweep.fetch_add(writes, Ordering::Relaxed) + writes;
         if writes < self.sweep_after.load(Ordering::Relaxed)
             || self.sweeping.swap(true, Ordering::AcqRel)
         {
@@ -323,47 +328,6 @@ impl MemoryStore {
         count
     }
 
-    /// Starts loading the table memory a window counter's lookup will touch (its slot's control
-    /// byte and the slot), without waiting for it: a batch of calls prefetches the next calls'
-    /// counters while it works on the current one, so their cache misses overlap instead of
-    /// following each other. A hint only: it reads no data and changes nothing.
-    pub(crate) fn prefetch_window(&self, key: &WindowKey) {
-        // The addresses are read under the shard's lock and prefetched after it is released (a
-        // locked instruction would wait for the prefetches).
-        for line in self.window_lines(key).into_iter().flatten() {
-            prefetch(line);
-        }
-    }
-
-    /// Where a lookup of `key` starts in its shard's table: the control byte of its probe's
-    /// first slot, and the first slots of the probe (the key, or the free slot an insert takes,
-    /// is nearly always one of them). `None` when the shard is locked for writing.
-    fn window_lines(&self, key: &WindowKey) -> Option<[*const u8; 4]> {
-        let hash = self.windows.hash_usize(key);
-        let shard = self
-            .windows
-            .shards()
-            .get(self.windows.determine_shard(hash))?;
-        let table = shard.try_read()?;
-        if table.buckets() < 2 {
-            return None; // the shared empty table: no slots
-        }
-        // hashbrown probes from `hash & (buckets - 1)`; control bytes start at `data_end`, slots
-        // run downwards from it.
-        let mask = table.buckets() - 1;
-        let index = hash & mask;
-        // SAFETY: the indexes are masked below `buckets()`; the pointers are only prefetched
-        // (or compared, in tests), never read through.
-        let slot = |next: usize| {
-            unsafe { table.bucket((index + next) & mask) }
-                .as_ptr()
-                .cast::<u8>()
-                .cast_const()
-        };
-        let control = table.data_end().as_ptr().cast::<u8>().wrapping_add(index);
-        Some([control.cast_const(), slot(0), slot(1), slot(3)])
-    }
-
     /// `update_counter` for a window counter: the same read-step-write under the key's shard
     /// lock, in the compact table.
     pub(crate) fn update_window<R>(
@@ -378,17 +342,7 @@ impl MemoryStore {
             || key,
             false,
             now,
-            |current| {
-                let (write, out) = step(current.map(|c| c.count))?;
-                let write = write.map(|w| WindowCounter {
-                    count: w.counter,
-                    expires_at: w
-                        .ttl_ms
-                        .map(|t| expiry(now, t))
-                        .unwrap_or(current.map_or(0, |c| c.expires_at)),
-                });
-                Ok((write, out))
-            },
+            |current| window_write(step, current, now),
         )
     }
 
@@ -466,7 +420,7 @@ impl MemoryStore {
                     if let Some(value) = write {
                         *slot = value;
                         drop(slot);
-                        self.note_write(now);
+                        self.note_writes(1, now);
                     }
                     return Ok(out);
                 }
@@ -502,7 +456,7 @@ impl MemoryStore {
                 out
             }
         };
-        self.note_write(now);
+        self.note_writes(1, now);
         Ok(out)
     }
 
@@ -613,6 +567,24 @@ impl MemoryStore {
             ))),
         }
     }
+}
+
+/// A window counter's step applied to its live value (`None`: absent or expired): the counter to
+/// store (a write without a TTL keeps the current one) and the step's answer.
+fn window_write<R>(
+    step: impl FnOnce(Option<i64>) -> Result<(Option<CounterWrite>, R), StoreError>,
+    current: Option<&WindowCounter>,
+    now: u64,
+) -> Result<(Option<WindowCounter>, R), StoreError> {
+    let (write, out) = step(current.map(|c| c.count))?;
+    let write = write.map(|w| WindowCounter {
+        count: w.counter,
+        expires_at: w
+            .ttl_ms
+            .map(|t| expiry(now, t))
+            .unwrap_or(current.map_or(0, |c| c.expires_at)),
+    });
+    Ok((write, out))
 }
 
 /// A cache prefetch of the line at `address` (no-op where not available). Never faults.
@@ -791,7 +763,7 @@ mod tests {
         let keys = WindowKeys::new();
         let key = |n: usize| WindowKey::at(keys.base(&format!("p:{n}")), 7);
         // An empty table: nothing to point at that could hurt.
-        store.prefetch_window(&key(0));
+        store.lock_windows(1).unwrap().prefetch(&key(0));
         for n in 0..20_000 {
             store
                 .update_window(key(n), 0, |_| Ok((write(1, Some(1000)), ())))
@@ -799,10 +771,15 @@ mod tests {
         }
         // The layout the addresses assume (hashbrown's probe start, slots below the control
         // bytes) is checked against where the table really keeps each key.
+        let all_lines: Vec<_> = {
+            let locked = store.lock_windows(1).unwrap();
+            (0..20_000)
+                .map(|n| locked.lookup_lines(&key(n)).unwrap())
+                .collect()
+        };
         let mut near = 0;
-        for n in 0..20_000 {
+        for (n, lines) in all_lines.into_iter().enumerate() {
             let k = key(n);
-            let lines = store.window_lines(&k).unwrap();
             let hash = store.windows.hash_usize(&k);
             let shard = store.windows.shards()[store.windows.determine_shard(hash)].read();
             let bucket = shard.find(hash as u64, |(stored, _)| *stored == k).unwrap();

@@ -4,18 +4,66 @@
 
 use std::sync::Arc;
 
+use crate::algorithms::CounterWrite;
 use crate::algorithms::{
     CachedFixedWindow, FixedWindow, LimitOutcome, RemainingOutcome, SlidingWindow, TokenBucket,
 };
 use crate::error::ScriptError;
 use crate::keys;
-use crate::stores::memory::MemoryStore;
+use crate::stores::memory::{LockedWindows, MemoryStore};
 use crate::stores::window_key::WindowKey;
 use crate::stores::StoreError;
 
 /// The counter key `P:I:<floor(now / window)>` (the key the scripts use), in compact form.
-fn window(store: &MemoryStore, prefixed_id: &str, window_ms: u64, now: u64) -> WindowKey {
+pub fn window_key(store: &MemoryStore, prefixed_id: &str, window_ms: u64, now: u64) -> WindowKey {
     WindowKey::at(store.window_base(prefixed_id), keys::bucket(now, window_ms))
+}
+
+/// Where a window algorithm reads and writes its counters: the store, each call under its
+/// key's shard lock, or a batch's run holding every shard ([`LockedWindows`]). The algorithms
+/// below are written once, against this.
+pub trait WindowCounters {
+    /// The live count of counter `key` (`base`: the `<prefix>:<identifier>` it belongs to).
+    fn count(&self, key: WindowKey, base: &str, now: u64) -> Option<i64>;
+
+    /// Runs `step` on counter `key` and applies its write, atomically for that key.
+    fn update<R>(
+        &mut self,
+        key: WindowKey,
+        now: u64,
+        step: impl FnOnce(Option<i64>) -> Result<(Option<CounterWrite>, R), StoreError>,
+    ) -> Result<R, StoreError>;
+}
+
+impl WindowCounters for &Arc<MemoryStore> {
+    fn count(&self, key: WindowKey, base: &str, now: u64) -> Option<i64> {
+        self.window_count(key, base, now)
+    }
+
+    fn update<R>(
+        &mut self,
+        key: WindowKey,
+        now: u64,
+        step: impl FnOnce(Option<i64>) -> Result<(Option<CounterWrite>, R), StoreError>,
+    ) -> Result<R, StoreError> {
+        self.update_window(key, now, step)
+    }
+}
+
+impl WindowCounters for LockedWindows<'_> {
+    fn count(&self, key: WindowKey, _base: &str, now: u64) -> Option<i64> {
+        // A locked run only exists while no text key is window-shaped: the table is all.
+        LockedWindows::count(self, key, now)
+    }
+
+    fn update<R>(
+        &mut self,
+        key: WindowKey,
+        now: u64,
+        step: impl FnOnce(Option<i64>) -> Result<(Option<CounterWrite>, R), StoreError>,
+    ) -> Result<R, StoreError> {
+        LockedWindows::update(self, key, now, step)
+    }
 }
 
 /// Script errors read as Redis' own error text, as they would through Redis.
@@ -31,22 +79,6 @@ fn dynamic(store: &MemoryStore, dynamic_keys: &[&str], now: u64) -> Option<f64> 
         .and_then(|key| store.number(key, now))
 }
 
-/// [`MemoryStore::prefetch_window`] for the counters a limit call at `now` will touch: the
-/// current window's, and for a sliding window the previous one's too.
-pub fn prefetch_windows(
-    store: &MemoryStore,
-    prefixed_id: &str,
-    window_ms: u64,
-    now: u64,
-    previous_too: bool,
-) {
-    let key = window(store, prefixed_id, window_ms, now);
-    store.prefetch_window(&key);
-    if previous_too {
-        store.prefetch_window(&key.previous());
-    }
-}
-
 pub fn fixed_window_limit(
     store: &Arc<MemoryStore>,
     algo: &FixedWindow,
@@ -56,8 +88,20 @@ pub fn fixed_window_limit(
     dynamic_keys: &[&str],
 ) -> Result<LimitOutcome, StoreError> {
     let dynamic_limit = dynamic(store, dynamic_keys, now);
-    let key = window(store, prefixed_id, algo.window_ms, now);
-    let reply = store.update_window(key, now, |counter| {
+    let key = window_key(store, prefixed_id, algo.window_ms, now);
+    fixed_window_limit_at(&mut &*store, algo, key, now, rate, dynamic_limit)
+}
+
+/// [`fixed_window_limit`] on the call's counter `key` (see [`window_key`]).
+pub fn fixed_window_limit_at(
+    counters: &mut impl WindowCounters,
+    algo: &FixedWindow,
+    key: WindowKey,
+    now: u64,
+    rate: f64,
+    dynamic_limit: Option<f64>,
+) -> Result<LimitOutcome, StoreError> {
+    let reply = counters.update(key, now, |counter| {
         let step = algo
             .limit_step(counter, rate, dynamic_limit)
             .map_err(script_error)?;
@@ -73,7 +117,7 @@ pub fn fixed_window_remaining(
     now: u64,
     dynamic_keys: &[&str],
 ) -> RemainingOutcome {
-    let key = window(store, prefixed_id, algo.window_ms, now);
+    let key = window_key(store, prefixed_id, algo.window_ms, now);
     let counter = store.window_count(key, prefixed_id, now);
     let reply = algo.remaining_step(counter, dynamic(store, dynamic_keys, now));
     algo.remaining_outcome(&reply, now)
@@ -88,12 +132,33 @@ pub fn sliding_window_limit(
     dynamic_keys: &[&str],
 ) -> Result<LimitOutcome, StoreError> {
     let dynamic_limit = dynamic(store, dynamic_keys, now);
-    let current_key = window(store, prefixed_id, algo.window_ms, now);
-    let previous_key = current_key.previous();
-    // The previous window is read before the current one is locked (never two shard locks at
-    // once); it only changes when callers' clocks disagree about which window is current.
-    let previous = store.window_count(previous_key, prefixed_id, now);
-    let reply = store.update_window(current_key, now, |current| {
+    let key = window_key(store, prefixed_id, algo.window_ms, now);
+    sliding_window_limit_at(
+        &mut &*store,
+        algo,
+        prefixed_id,
+        key,
+        now,
+        rate,
+        dynamic_limit,
+    )
+}
+
+/// [`sliding_window_limit`] on the call's current counter `key` (see [`window_key`]).
+pub fn sliding_window_limit_at(
+    counters: &mut impl WindowCounters,
+    algo: &SlidingWindow,
+    prefixed_id: &str,
+    key: WindowKey,
+    now: u64,
+    rate: f64,
+    dynamic_limit: Option<f64>,
+) -> Result<LimitOutcome, StoreError> {
+    // The previous window is read before the current one is updated (on the store, never two
+    // shard locks at once); it only changes when callers' clocks disagree about which window is
+    // current.
+    let previous = counters.count(key.previous(), prefixed_id, now);
+    let reply = counters.update(key, now, |current| {
         let step = algo
             .limit_step(current, previous, now, rate, dynamic_limit)
             .map_err(script_error)?;
@@ -109,7 +174,7 @@ pub fn sliding_window_remaining(
     now: u64,
     dynamic_keys: &[&str],
 ) -> RemainingOutcome {
-    let current_key = window(store, prefixed_id, algo.window_ms, now);
+    let current_key = window_key(store, prefixed_id, algo.window_ms, now);
     let previous_key = current_key.previous();
     let reply = algo.remaining_step(
         store.window_count(current_key, prefixed_id, now),
@@ -156,7 +221,7 @@ pub fn cached_fixed_window_increment(
     now: u64,
     rate: f64,
 ) -> Result<i64, StoreError> {
-    let key = window(store, prefixed_id, algo.window_ms, now);
+    let key = window_key(store, prefixed_id, algo.window_ms, now);
     store.update_window(key, now, |counter| {
         let step = algo.limit_step(counter, rate).map_err(script_error)?;
         Ok((Some(step.write), step.reply))
@@ -169,7 +234,7 @@ pub fn cached_fixed_window_used(
     prefixed_id: &str,
     now: u64,
 ) -> i64 {
-    let key = window(store, prefixed_id, algo.window_ms, now);
+    let key = window_key(store, prefixed_id, algo.window_ms, now);
     CachedFixedWindow::remaining_step(store.window_count(key, prefixed_id, now))
 }
 

@@ -8,7 +8,7 @@ mod pipeline_answer;
 pub mod redis_tcp;
 pub mod remote;
 mod rest_transport;
-pub(crate) mod window_key;
+pub mod window_key;
 pub mod wire_transport;
 
 use thiserror::Error;

@@ -16,7 +16,7 @@ use std::hash::{BuildHasher, Hasher};
 
 /// `<prefix>:<identifier>` hashed, plus the window number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct WindowKey {
+pub struct WindowKey {
     base: [u64; 2],
     window: i64,
 }
