@@ -22,6 +22,8 @@ const MORE = 1 << 6
 const LENGTH_SHIFT = 7
 
 const EMPTY = Buffer.alloc(0)
+// Every connection's reads, in turn (a read is handled before the next one starts).
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
 
 class WireConnections {
   /**
@@ -73,8 +75,13 @@ class WireConnections {
   }
 
   #open(slot) {
-    const socket = net.connect({ host: this.host, port: this.port })
-    const connection = { slot, socket, busy: false, connected: false, closed: false }
+    const connection = { slot, socket: null, busy: false, connected: false, closed: false }
+    // Reads land in one reused buffer and reach #data without the stream machinery (no Buffer
+    // allocated per read, no 'data' event): about a tenth of a c=1 call's Node CPU. Connections
+    // are used one at a time, and the store copies what it keeps before #data returns.
+    const onread = { buffer: READ_BUFFER, callback: (length, buffer) => this.#data(connection, buffer.subarray(0, length)) }
+    const socket = net.connect({ host: this.host, port: this.port, onread })
+    connection.socket = socket
     this.connections[slot] = connection
     socket.setNoDelay(true)
     socket.setTimeout(TIMEOUT_MS)
@@ -82,6 +89,7 @@ class WireConnections {
     socket.on('connect', () => {
       connection.connected = true
     })
+    // Only where `onread` is not supported (it replaces 'data' events).
     socket.on('data', (chunk) => this.#data(connection, chunk))
     // Closed first, then failed: the failure may hand out the next request, which must not go
     // to this connection.
