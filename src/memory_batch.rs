@@ -119,7 +119,8 @@ pub fn memory_limit_batch(
                     if let Some(ahead) = window_of(i + PREFETCH_AHEAD) {
                         windows.prefetch(&ahead);
                     }
-                    let (Some(call), Some(window)) = (call, call.as_ref().and_then(|c| c.window))
+                    // Every call of the run is valid and has a window (it was cut that way).
+                    let Some((call, window)) = call.as_ref().and_then(|c| Some((c, c.window?)))
                     else {
                         return Ok((index + i) as u32);
                     };
