@@ -57,3 +57,11 @@ test('benchmark latency histogram: every value lands in the bucket that holds it
     last = bucket
   }
 })
+
+test('the benchmark refuses an unknown pinning before it starts anything', async () => {
+  const { spawnSync } = await import('node:child_process')
+  const run = spawnSync(process.execPath, [new URL('../bench/run.mjs', import.meta.url).pathname, '--pin', 'both'], { encoding: 'utf8', timeout: 20_000 })
+  assert.equal(run.status, 2)
+  assert.match(run.stderr, /--pin takes split or one-core, not both/)
+  assert.doesNotMatch(run.stderr, /starting redis-server/)
+})
