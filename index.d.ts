@@ -2,6 +2,9 @@
 // code written against @upstash/ratelimit compiles unchanged, and results flow back into code
 // typed with upstream's types (checked by __test__/types/compat.ts).
 
+// @ts-ignore -- optional peer dependency: without @upstash/redis installed this import is `any`
+import type { Redis as UpstashRedisClient } from "@upstash/redis";
+
 /** Time unit of a window: milliseconds, seconds, minutes, hours, days, weeks. */
 export type Unit = "ms" | "s" | "m" | "h" | "d" | "w";
 
@@ -66,8 +69,20 @@ export interface RatelimitRedis {
   set<TData>(key: string, value: TData, opts?: any): Promise<unknown>;
 }
 
+/**
+ * The client an `Algorithm` finds in its context: `@upstash/redis`' `Redis` when that package is
+ * installed (as upstream types it, so custom algorithms can call `incr`, `hset`, `pipeline()`…),
+ * otherwise the commands rate limiting uses. At run time it is the `redis` object the limiter
+ * was given.
+ */
+export type ContextRedis = InstalledOr<UpstashRedisClient, RatelimitRedis & Pick<Redis, "eval">>;
+
+/** `T`, or `Fallback` when `T` comes from a package that is not installed (then `T` is `any`, whose
+ * keys include every string; a conditional on `any` itself would give `any`). */
+type InstalledOr<T, Fallback> = "ratelimit-native: no such member" extends keyof T ? Fallback : T;
+
 export type RegionContext = {
-  redis: RatelimitRedis;
+  redis: ContextRedis;
   cache?: EphemeralCache;
   dynamicLimits?: boolean;
   prefix: string;
@@ -125,7 +140,8 @@ export declare class Ratelimit {
   protected readonly ctx: RegionContext;
   protected readonly prefix: string;
   protected readonly timeout: number;
-  protected readonly primaryRedis: RatelimitRedis;
+  protected readonly primaryRedis: ContextRedis;
+  protected readonly analytics?: Analytics;
   protected readonly enableProtection: boolean;
   protected readonly denyListThreshold: number;
   protected readonly dynamicLimits: boolean;
@@ -305,7 +321,7 @@ export interface MultiRegionRedis extends RatelimitRedis {
 
 /** The context multi-region algorithms get: one entry per region (index 0 is the primary). */
 export type MultiRegionContext = {
-  regionContexts: { redis: MultiRegionRedis; prefix: string }[];
+  regionContexts: { redis: ContextRedis; prefix: string }[];
   cache?: EphemeralCache;
 };
 
@@ -344,7 +360,8 @@ export declare class MultiRegionRatelimit {
   protected readonly ctx: MultiRegionContext;
   protected readonly prefix: string;
   protected readonly timeout: number;
-  protected readonly primaryRedis: MultiRegionRedis;
+  protected readonly primaryRedis: ContextRedis;
+  protected readonly analytics?: Analytics;
   protected readonly enableProtection: boolean;
   protected readonly denyListThreshold: number;
   protected readonly dynamicLimits: boolean;
@@ -365,4 +382,17 @@ export declare class MultiRegionRatelimit {
   static fixedWindow(tokens: number, window: Duration): Algorithm<MultiRegionContext>;
   /** `tokens` requests per rolling `window` (weighted over the previous window). */
   static slidingWindow(tokens: number, window: Duration): Algorithm<MultiRegionContext>;
+}
+
+// --- Errors ------------------------------------------------------------------------------------
+
+/**
+ * What a store call rejects with when Redis or the REST server refused it, as `@upstash/redis`
+ * does: `name` is `"UpstashError"` and a Redis error's message reads `Command failed: <error>`
+ * (on the REST and the TCP paths alike). Failures to reach the store are plain `Error`s.
+ * `instanceof UpstashError` also holds for the UpstashErrors of `@upstash/redis` itself.
+ */
+export declare class UpstashError extends Error {
+  constructor(message: string, options?: { cause?: unknown });
+  name: "UpstashError";
 }

@@ -7,9 +7,11 @@ const { Redis } = require('./lib/redis')
 const { Analytics } = require('./lib/analytics')
 const { IpDenyList } = require('./lib/ip-deny-list')
 const { MultiRegionRatelimit } = require('./lib/multi-region')
+const { UpstashError } = require('./lib/errors')
 
 exports.Ratelimit = Ratelimit
 exports.Redis = Redis
 exports.Analytics = Analytics
 exports.IpDenyList = IpDenyList
 exports.MultiRegionRatelimit = MultiRegionRatelimit
+exports.UpstashError = UpstashError

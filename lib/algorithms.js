@@ -8,8 +8,9 @@
 // The ephemeral cache is consulted here, on the JS thread, so a blocked caller costs no I/O.
 
 const native = require('./native')
-const { nativeStoreFor } = require('./redis')
+const { storeOfContext } = require('./redis')
 const { memoryLimit, limitAlone, flushMemoryBatch } = require('./memory-batch')
+const { rethrowStoreError } = require('./errors')
 
 // A settled `pending` carries nothing, so every response that has nothing pending shares one
 // resolved Promise (upstream makes one per call: a small allocation on every limit()).
@@ -65,14 +66,46 @@ function dynamicKey(ctx, key) {
   return [`${ctx.prefix}:dynamic:id:${key.slice(ctx.prefix.length + 1)}`, global]
 }
 
-/** EVALSHA first; EVAL when Redis does not know the script (upstream's exact fallback test). */
+/** Clients found to talk to stock Redis, which refuses the scripts' Upstash key-locking flag. */
+const stockRedisClients = new WeakSet()
+/** Flagged script SHA1 → `{ sha1, script }` of its stock variant (the flag line emptied). */
+const stockScripts = new Map()
+
+/**
+ * EVALSHA first; EVAL when Redis does not know the script (upstream's exact fallback test). A
+ * client whose Redis refuses the key-locking flag (stock Redis, e.g. our redis:// client with
+ * its methods replaced, or an adapter over another client) gets the scripts without it from
+ * then on: same keys, values and replies.
+ */
 async function evalThroughClient(redis, call) {
+  if (stockRedisClients.has(redis)) return evalScript(redis, stockCall(call))
+  try {
+    return await evalScript(redis, call)
+  } catch (error) {
+    if (!`${error}`.includes('Unexpected flag in script shebang')) throw error
+    const stock = stockCall(call)
+    if (stock === call) throw error
+    stockRedisClients.add(redis)
+    return evalScript(redis, stock)
+  }
+}
+
+async function evalScript(redis, call) {
   try {
     return await redis.evalsha(call.sha1, call.keys, call.args)
   } catch (error) {
     if (`${error}`.includes('NOSCRIPT')) return redis.eval(call.script, call.keys, call.args)
     throw error
   }
+}
+
+function stockCall(call) {
+  let stock = stockScripts.get(call.sha1)
+  if (stock === undefined) {
+    stock = native.stockScript(call.script)
+    stockScripts.set(call.sha1, stock)
+  }
+  return stock ? { sha1: stock.sha1, script: stock.script, keys: call.keys, args: call.args } : call
 }
 
 /** Script replies as numbers; clients such as @upstash/redis may hand back numeric strings. */
@@ -85,10 +118,11 @@ function replyNumbers(reply) {
   return Array.isArray(reply) ? reply.map(one) : [one(reply)]
 }
 
-/** Starts a queued native call and makes sure this tick's queue gets sent. */
+/** Starts a queued native call and makes sure this tick's queue gets sent; rejects with the
+ * error upstream's client would (lib/errors.js). */
 function queued(store, promise) {
   store.flushSoon()
-  return promise
+  return promise.catch(rethrowStoreError)
 }
 
 /** What queues a limit call on a native remote store under the id it is given. */
@@ -98,7 +132,7 @@ function limitIssuer(algo, store, ctx, key, now, rate, dyn) {
 
 async function runLimit(algo, ctx, key, now, rate) {
   const dyn = dynamicKey(ctx, key)
-  const store = nativeStoreFor(ctx.redis)
+  const store = storeOfContext(ctx)
   if (store) {
     if (store.sync) return algo.limitNow(store.queue(), key, now, rate, dyn)
     return store.call(limitIssuer(algo, store, ctx, key, now, rate, dyn))
@@ -110,7 +144,7 @@ async function runLimit(algo, ctx, key, now, rate) {
 /** The limit with protection and/or analytics in the same script (one request). */
 async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
   const dyn = dynamicKey(ctx, key)
-  const store = nativeStoreFor(ctx.redis)
+  const store = storeOfContext(ctx)
   if (store) {
     if (store.sync) throw new Error('ratelimit-native: analytics and enableProtection need a Redis store, not Redis.memory()')
     return store.call((id) => algo.limitExtrasQueue(store.native, id, key, now, rate, dyn, extras, ctx[WAIT_MS]), true)
@@ -121,14 +155,14 @@ async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
 
 async function runRemaining(algo, ctx, key, now) {
   const dyn = dynamicKey(ctx, key)
-  const store = nativeStoreFor(ctx.redis)
+  const store = storeOfContext(ctx)
   if (store) return store.sync ? algo.remainingNow(store.queue(), key, now, dyn) : queued(store, algo.remainingOn(store.queue(), key, now, dyn))
   const reply = await evalThroughClient(ctx.redis, algo.remainingCall(key, now, dyn))
   return algo.remainingOutcome(replyNumbers(reply), now)
 }
 
 async function runReset(algo, ctx, key) {
-  const store = nativeStoreFor(ctx.redis)
+  const store = storeOfContext(ctx)
   if (store) return store.sync ? algo.resetNow(store.queue(), key, Date.now()) : queued(store, algo.resetOn(store.queue(), key))
   await evalThroughClient(ctx.redis, algo.resetCall(key))
 }

@@ -18,7 +18,8 @@
 const { timeoutResponse, quietPending, warnAnalytics } = require('./responses')
 const { blockUntilReady } = require('./block-until-ready')
 const native = require('./native')
-const { nativeStoreFor } = require('./redis')
+const { nativeStoreFor, decideStore, storeOfContext } = require('./redis')
+const { rethrowStoreError } = require('./errors')
 const { evalThroughClient } = require('./algorithms')
 const { EphemeralCache } = require('./cache')
 const telemetry = require('./telemetry')
@@ -47,25 +48,27 @@ function memoryStoreError() {
 
 /**
  * Runs `onStore(store)` on a region's native store (then makes sure this turn's queued calls are
- * sent), or `viaClient()` through the region's client; always a Promise.
+ * sent), or `viaClient()` through the region's client; always a Promise. `region`: a region
+ * context, `{ redis, prefix }`.
  */
-function inRegion(redis, onStore, viaClient) {
+function inRegion(region, onStore, viaClient) {
   try {
-    const entry = nativeStoreFor(redis)
+    const entry = storeOfContext(region)
     if (entry?.sync) throw memoryStoreError()
     if (!entry) return viaClient()
     const result = onStore(entry.queue())
     entry.flushSoon()
-    return result
+    return result.catch(rethrowStoreError)
   } catch (error) {
     return Promise.reject(error)
   }
 }
 
 /** One back-filled request id: `HSET key id rate`. */
-function hsetInRegion(redis, key, id, rate) {
+function hsetInRegion(region, key, id, rate) {
+  const redis = region.redis
   return inRegion(
-    redis,
+    region,
     (store) => store.command(['HSET', key, id, String(rate)]),
     () => redis.hset(key, { [id]: rate }),
   )
@@ -87,11 +90,11 @@ function multiRegionAlgorithm(algo, tokens) {
       // Built once (it also validates the rate); the compat path sends it through each client.
       const call = algo.limitCall(identifier, now, id, incrementBy)
       const regions = ctx.regionContexts
-      const requests = regions.map(({ redis }) =>
+      const requests = regions.map((region) =>
         inRegion(
-          redis,
+          region,
           (store) => algo.limitOn(store, identifier, now, id, incrementBy),
-          () => evalThroughClient(redis, call),
+          () => evalThroughClient(region.redis, call),
         ),
       )
       // The first region to answer decides; AggregateError when every region failed.
@@ -105,7 +108,7 @@ function multiRegionAlgorithm(algo, tokens) {
         const replies = await Promise.all(requests)
         const plan = algo.syncPlan(replies, first.index, identifier, now, id, incrementBy)
         for (let r = 0; r < regions.length; r++) {
-          for (const missing of plan.ids[r]) await hsetInRegion(regions[r].redis, plan.key, missing, incrementBy)
+          for (const missing of plan.ids[r]) await hsetInRegion(regions[r], plan.key, missing, incrementBy)
         }
       }
 
@@ -117,11 +120,11 @@ function multiRegionAlgorithm(algo, tokens) {
     },
     getRemaining: async (ctx, identifier) => {
       const now = Date.now()
-      const requests = ctx.regionContexts.map(({ redis }) =>
+      const requests = ctx.regionContexts.map((region) =>
         inRegion(
-          redis,
+          region,
           (store) => algo.remainingOn(store, identifier, now),
-          () => evalThroughClient(redis, algo.remainingCall(identifier, now)),
+          () => evalThroughClient(region.redis, algo.remainingCall(identifier, now)),
         ),
       )
       const reply = await Promise.any(requests)
@@ -133,11 +136,11 @@ function multiRegionAlgorithm(algo, tokens) {
       // Unlike upstream, wait for every region; the first failure (in region order) is reported
       // once all of them have finished.
       const results = await Promise.allSettled(
-        ctx.regionContexts.map(({ redis }) =>
+        ctx.regionContexts.map((region) =>
           inRegion(
-            redis,
+            region,
             (store) => algo.resetOn(store, identifier),
-            () => evalThroughClient(redis, algo.resetCall(identifier)),
+            () => evalThroughClient(region.redis, algo.resetCall(identifier)),
           ),
         ),
       )
@@ -196,6 +199,8 @@ class MultiRegionRatelimit {
     const prefix = config.prefix ?? DEFAULT_PREFIX
     this.limiter = config.limiter
     this.ctx = { regionContexts: config.redis.map((redis) => ({ redis, prefix })) }
+    // How each region is reached is decided now (native store, or the client's own methods).
+    for (const region of this.ctx.regionContexts) decideStore(region)
     this.prefix = prefix
     this.timeout = config.timeout ?? DEFAULT_TIMEOUT_MS
     this.primaryRedis = config.redis[0]

@@ -8,8 +8,9 @@ const { blockUntilReady } = require('./block-until-ready')
 const algorithms = require('./algorithms')
 const { EphemeralCache } = require('./cache')
 const protection = require('./protection')
-const { nativeStoreFor } = require('./redis')
+const { decideStore, storeOfContext } = require('./redis')
 const telemetry = require('./telemetry')
+const { analyticsWriteError } = require('./errors')
 
 const DEFAULT_PREFIX = '@upstash/ratelimit'
 const DEFAULT_TIMEOUT_MS = 5000
@@ -88,7 +89,7 @@ class RegionRatelimit {
     if (perIdentifier) Object.defineProperty(this.ctx, algorithms.PER_IDENTIFIER, { value: true })
     if (config.ephemeralCache instanceof Map) this.ctx.cache = new EphemeralCache(config.ephemeralCache)
     else if (config.ephemeralCache === undefined) this.ctx.cache = EphemeralCache.bounded()
-    const store = nativeStoreFor(config.redis)
+    const store = decideStore(this.ctx)
     if (store?.sync && (this.analytics || this.enableProtection)) {
       throw new TypeError(
         'ratelimit-native: `analytics` and `enableProtection` keep their data in Redis; they cannot be used with Redis.memory()',
@@ -222,7 +223,7 @@ class RegionRatelimit {
       const response = await limiter.limit(this.ctx, key, req?.rate, undefined, this.#extras(identifier, req, values))
       const carried = response[algorithms.EXTRAS]
       if (carried) {
-        if (carried.analyticsError) warnAnalytics(new Error(carried.analyticsError))
+        if (carried.analyticsError) warnAnalytics(analyticsWriteError(carried.analyticsError))
         analyticsWritten.add(response)
         return values ? this.#resolveProtection(response, values, carried) : response
       }
@@ -255,7 +256,7 @@ class RegionRatelimit {
   /** The deny-list check alone: `{ status, denied: [0|1 per value] }`. */
   async #checkDenyList(values) {
     const { denyListKey, statusKey } = protection.protectionKeys(this.prefix)
-    const store = nativeStoreFor(this.primaryRedis)
+    const store = storeOfContext(this.ctx)
     const reply = store
       ? await algorithms.queued(store, store.queue().evalKnown('denyList.check', [denyListKey, statusKey], values))
       : await algorithms.evalThroughClient(this.primaryRedis, { ...denyListCheckScript(), keys: [denyListKey, statusKey], args: values })

@@ -2,19 +2,21 @@
 // Which Redis a limiter talks to, and how:
 // - `Redis.memory()` → the embedded store: algorithms run in Rust in this process, answered
 //   synchronously (no thread hop, no I/O);
-// - our own `Redis` (and an `@upstash/redis` instance, recognised by its base URL and token)
-//   → the native store: concurrent calls batched into one /pipeline request; on http:// the
+// - our own `Redis` (and an unmodified `@upstash/redis` instance, whose base URL and token are
+//   read: lib/upstash-client.js) → the native store: concurrent calls batched into one /pipeline request; on http:// the
 //   request travels on a socket of Node's event loop (lib/wire.js), on https:// through the
 //   native client (rustls);
 // - our own `Redis` on a redis:// URL → the same native store over TCP (RESP): concurrent calls
 //   batched into one Redis pipeline, no REST server in between;
-// - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double)
-//   → the compat path: the same scripts, sent through that object's methods from JS.
+// - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double, a
+//   client whose methods the user replaced) → the compat path: the same scripts, sent through that object's methods from JS.
 
 const native = require('./native')
 const { DeadlineQueue } = require('./deadlines')
 const { flushMemoryBatch } = require('./memory-batch')
 const { WireConnections } = require('./wire')
+const { upstashCredentials, REPLACED_COMMANDS } = require('./upstash-client')
+const { storeError, asStoreError } = require('./errors')
 
 /**
  * redis object → `{ native: NativeStore, sync, queue, flushSoon, call, guardedCall }` (or null
@@ -171,7 +173,7 @@ function batchedCalls(store, flushSoon, wire) {
     answer(data, data.length, noteOf)
     for (let i = 0; i < failures.length; i += 2) {
       const entry = settled(Number(failures[i]))
-      if (entry) entry.fail(new Error(failures[i + 1]))
+      if (entry) entry.fail(storeError(failures[i + 1]))
     }
     trimDeadlines()
   }
@@ -430,10 +432,14 @@ function defineCommands(redis) {
   const run = async (parts) => {
     const entry = storeOf.get(redis)
     const args = parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p)))
-    if (entry.sync) return parseReply(entry.queue().commandNow(args, Date.now()))
-    const reply = entry.queue().command(args)
-    entry.flushSoon()
-    return parseReply(await reply)
+    try {
+      if (entry.sync) return parseReply(entry.queue().commandNow(args, Date.now()))
+      const reply = entry.queue().command(args)
+      entry.flushSoon()
+      return parseReply(await reply)
+    } catch (error) {
+      throw asStoreError(error)
+    }
   }
   redis.evalsha = async (sha1, keys, args) => run(['EVALSHA', sha1, keys.length, ...keys, ...args])
   redis.eval = async (script, keys, args) => run(['EVAL', script, keys.length, ...keys, ...args])
@@ -452,32 +458,54 @@ function defineCommands(redis) {
   redis.del = async (...keys) => run(['DEL', ...keys])
   redis.zincrby = async (key, increment, member) =>
     run(['ZINCRBY', key, increment, typeof member === 'string' ? member : JSON.stringify(member)])
+  definedCommands.set(redis, REPLACED_COMMANDS.map((name) => redis[name]))
 }
 
-/** Recognises an `@upstash/redis` instance and returns its base URL and token. */
-function upstashCredentials(redis) {
-  let client
-  try {
-    client = redis.client
-  } catch {
-    return null
+/** Our Redis → its commands as defined, to tell when a user replaced one (REPLACED_COMMANDS). */
+const definedCommands = new WeakMap()
+
+/** False when one of the commands the native path replaces is no longer the one we defined on
+ * our Redis (an @upstash/redis instance was checked when recognised). */
+function ownCommandsIntact(redis) {
+  const defined = definedCommands.get(redis)
+  if (defined === undefined) return true
+  for (let i = 0; i < REPLACED_COMMANDS.length; i++) {
+    if (Object.getOwnPropertyDescriptor(redis, REPLACED_COMMANDS[i])?.value !== defined[i]) return false
   }
-  const url = client && client.baseUrl
-  const auth = client && client.headers && client.headers.authorization
-  if (typeof url !== 'string' || typeof auth !== 'string' || !auth.startsWith('Bearer ')) return null
-  return { url, token: auth.slice('Bearer '.length) }
+  return true
 }
 
 /**
- * The native store behind a `redis` option as `{ native, sync }`, or null when calls must go
- * through the object's own methods (compat path). Decided once per object.
+ * The native store behind a `redis` option as `{ native, sync, … }`, or null when calls must go
+ * through the object's own methods (compat path): any object but our own `Redis` and an
+ * unmodified `@upstash/redis` instance (lib/upstash-client.js), and either of those once a
+ * command the native path replaces was swapped for the user's own. A limiter decides this when it
+ * is created (`decideStore`).
  */
 function nativeStoreFor(redis) {
   if (redis === null || (typeof redis !== 'object' && typeof redis !== 'function')) return null
-  const known = storeOf.get(redis)
-  if (known !== undefined) return known
-  const credentials = upstashCredentials(redis)
-  return credentials ? rememberRest(redis, credentials.url, credentials.token, false) : remember(redis, null)
+  let entry = storeOf.get(redis)
+  if (entry === undefined) {
+    const credentials = upstashCredentials(redis)
+    entry = credentials ? rememberRest(redis, credentials.url, credentials.token, false) : remember(redis, null)
+  }
+  if (entry !== null && !entry.sync && !ownCommandsIntact(redis)) return null
+  return entry
+}
+
+/** Where a limiter's context keeps the store decided for it (non-enumerable). */
+const STORE = Symbol('ratelimit-native.store')
+
+/** Decides, once, how the limiter with context `ctx` reaches `ctx.redis`. */
+function decideStore(ctx) {
+  const store = nativeStoreFor(ctx.redis)
+  Object.defineProperty(ctx, STORE, { value: store })
+  return store
+}
+
+/** The store decided for `ctx` (a context built elsewhere is decided on the spot). */
+function storeOfContext(ctx) {
+  return STORE in ctx ? ctx[STORE] : nativeStoreFor(ctx.redis)
 }
 
 /**
@@ -490,4 +518,4 @@ function rememberRest(redis, url, token, acceptInvalid) {
   return remember(redis, native.NativeStore.upstashRest(url, token, { acceptInvalidCerts: acceptInvalid }))
 }
 
-module.exports = { Redis, nativeStoreFor, parseReply }
+module.exports = { Redis, nativeStoreFor, decideStore, storeOfContext, parseReply }

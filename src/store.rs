@@ -366,6 +366,19 @@ pub fn known_script_source(name: String) -> Result<crate::algorithm::ScriptInvoc
     })
 }
 
+/// For the compat path on a client that talks to stock Redis (which refuses Upstash's
+/// key-locking flag): the script without that line, and its SHA1; null for a script without it.
+#[napi(catch_unwind)]
+pub fn stock_script(script: String) -> Option<crate::algorithm::ScriptInvocation> {
+    let stock = ratelimit_core::scripts::stock_source_of(&script);
+    (stock.len() != script.len()).then(|| crate::algorithm::ScriptInvocation {
+        sha1: ratelimit_core::scripts::hex_sha1(stock),
+        script: stock.to_string(),
+        keys: Vec::new(),
+        args: Vec::new(),
+    })
+}
+
 fn reply_to_json(reply: &Reply) -> serde_json::Value {
     match reply {
         Reply::Nil => serde_json::Value::Null,

@@ -55,7 +55,7 @@ impl Script {
     /// flag; the line stays, blank, so Lua error line numbers match the source).
     pub fn stock_source(&self) -> &'static str {
         let source: &'static str = self.source;
-        source.strip_prefix(KEY_LOCKING_SHEBANG).unwrap_or(source)
+        stock_source_of(source)
     }
 
     /// SHA1 of [`Script::stock_source`], for EVALSHA on stock Redis.
@@ -65,7 +65,14 @@ impl Script {
     }
 }
 
-fn hex_sha1(text: &str) -> String {
+/// The text stock Redis runs for a script text with the key-locking line (the line emptied), or
+/// the text itself when it has none.
+pub fn stock_source_of(source: &str) -> &str {
+    source.strip_prefix(KEY_LOCKING_SHEBANG).unwrap_or(source)
+}
+
+/// Lower-case hex SHA1 of a script text, as Redis names cached scripts.
+pub fn hex_sha1(text: &str) -> String {
     Sha1::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
