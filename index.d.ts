@@ -199,8 +199,13 @@ export type RedisConfig = {
  */
 export declare class Redis implements RatelimitRedis {
   constructor(config: RedisConfig);
-  /** Reads UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN, then KV_REST_API_URL / KV_REST_API_TOKEN. */
+  /** Reads UPSTASH_REDIS_REST_URL / UPSTASH_REDIS_REST_TOKEN, then KV_REST_API_URL / KV_REST_API_TOKEN, from `process.env`. */
   static fromEnv(config?: Omit<RedisConfig, "url" | "token">): Redis;
+  /** The same from an env object, as on Cloudflare Workers: `Redis.fromEnv(env)` (like `@upstash/redis/cloudflare`). */
+  static fromEnv(
+    env: { UPSTASH_REDIS_REST_URL?: string; UPSTASH_REDIS_REST_TOKEN?: string; KV_REST_API_URL?: string; KV_REST_API_TOKEN?: string },
+    config?: Omit<RedisConfig, "url" | "token">,
+  ): Redis;
   /**
    * The embedded store: no server; limiter state lives in this process, shared by every limiter
    * and worker thread, with expired entries swept in the background. `maxKeys` caps live keys
@@ -396,3 +401,15 @@ export declare class UpstashError extends Error {
   constructor(message: string, options?: { cause?: unknown });
   name: "UpstashError";
 }
+
+// --- Engine ------------------------------------------------------------------------------------
+
+/**
+ * Which engine runs the limiters. `"native"`: the Node addon (Node.js, Bun, Deno; Next.js with
+ * `serverExternalPackages`). `"wasm"`: the WebAssembly build of the same core, chosen by the
+ * `edge-light` and `workerd` export conditions (Edge runtimes, Cloudflare Workers), or on Node.js
+ * where the addon cannot be loaded (a bundle, a platform without a prebuilt binary; one
+ * console.warn says why) or with `RATELIMIT_NATIVE_ENGINE=wasm`. On the WebAssembly engine
+ * requests go through `fetch`, `redis://` URLs are refused and `Redis.memory()` is per isolate.
+ */
+export declare const engine: "native" | "wasm";

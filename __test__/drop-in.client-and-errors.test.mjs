@@ -15,6 +15,7 @@ import { Ratelimit as UpstreamRatelimit, MultiRegionRatelimit as UpstreamMultiRe
 import { Ratelimit, MultiRegionRatelimit, Redis, Analytics, IpDenyList, UpstashError } from '../index.js'
 import { startStack } from './helpers/servers.mjs'
 import { redisBatch } from './helpers/direct-redis.mjs'
+import { engine, nativeOnly, wasmOnly } from './helpers/engine.mjs'
 
 const T = { timeout: 30_000 }
 const fresh = () => `rld${randomBytes(5).toString('hex')}`
@@ -106,7 +107,8 @@ describe("a client whose methods the user replaced: the user's methods are calle
   }
 
   for (const [name, make] of Object.entries(variants)) {
-    test(`${name}: its evalsha runs every limit, with upstream's results`, T, async () => {
+    const options = name.includes('redis://') ? { ...T, ...nativeOnly } : T
+    test(`${name}: its evalsha runs every limit, with upstream's results`, options, async () => {
       let calls = 0
       const client = make((fn) => (...args) => {
         calls++
@@ -136,7 +138,7 @@ describe("a client whose methods the user replaced: the user's methods are calle
     })
   }
 
-  test('an unmodified @upstash/redis instance stays on the native path (a Proxy counting reads sees no evalsha)', T, async () => {
+  test('an unmodified @upstash/redis instance stays on the native path (a Proxy counting reads sees no evalsha)', { ...T, ...nativeOnly }, async () => {
     const reads = []
     const client = new Proxy(upstash(), {
       get(target, name, receiver) {
@@ -222,6 +224,7 @@ describe("what Redis rejects reaches the caller as upstream's UpstashError", () 
   })
 
   for (const [name, make] of Object.entries(paths)) {
+    if (name.includes('redis://') && engine !== 'native') continue
     test(`${name}: limit with rate 1.5 on fixedWindow`, T, async () => {
       const rl = new Ratelimit({ redis: make(), limiter: Ratelimit.fixedWindow(5, '10 s'), prefix: fresh() })
       const error = await rejection(rl.limit('u', { rate: 1.5 }))
@@ -258,7 +261,7 @@ describe("what Redis rejects reaches the caller as upstream's UpstashError", () 
         ['ours (REST)', Ratelimit, ours],
         ['ours (redis://)', Ratelimit, tcp],
         ['ours (@upstash/redis)', Ratelimit, upstash],
-      ]) {
+      ].filter(([name]) => engine === 'native' || !name.includes('redis://'))) {
         const P = fresh()
         const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000
         await redisBatch(stack.redis, [['SET', `${P}:events:${hour}`, 'not a zset']])
@@ -279,6 +282,13 @@ describe("what Redis rejects reaches the caller as upstream's UpstashError", () 
     const expected = warnings.upstream
     assert.equal(expected.name, 'UpstashError')
     assert.match(expected.error, /^UpstashError: Command failed: WRONGTYPE/)
-    for (const name of ['ours (REST)', 'ours (redis://)', 'ours (@upstash/redis)']) assert.deepEqual(warnings[name], expected, name)
+    for (const name of Object.keys(warnings).filter((n) => n !== 'upstream')) assert.deepEqual(warnings[name], expected, name)
+  })
+})
+
+describe('the WebAssembly engine', () => {
+  test('a redis:// URL is refused with a clear error that names where it runs', wasmOnly, () => {
+    assert.throws(() => new Redis({ url: stack.redis.url }), /redis:\/\/ and rediss:\/\/ URLs need the native engine \(Redis over TCP\).*WebAssembly engine/)
+    assert.throws(() => new Redis({ url: stack.redis.url }), (error) => !error.message.includes(stack.redis.password))
   })
 })

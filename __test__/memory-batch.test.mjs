@@ -109,7 +109,7 @@ test('a full store refuses the new keys of a turn and answers the rest', async (
   const redis = Redis.memory()
   const rl = new Ratelimit({ redis, limiter: Ratelimit.fixedWindow(10, '60 s'), prefix: prefix(), ephemeralCache: false })
   await rl.limit('existing')
-  const live = require('../native.cjs').NativeStore.memory().size
+  const live = require('../lib/engine.js').NativeStore.memory().size
   Redis.memory({ maxKeys: live + 1 })
   const settled = await Promise.allSettled([rl.limit('existing'), rl.limit('new-1'), rl.limit('new-2'), rl.limit('existing'), rl.limit('new-3')])
   assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'rejected'])

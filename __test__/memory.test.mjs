@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { Worker } from 'node:worker_threads'
 import { createRequire } from 'node:module'
+import { nativeOnly } from './helpers/engine.mjs'
 
 const require = createRequire(import.meta.url)
 const { Ratelimit, Redis } = require('..')
@@ -78,7 +79,8 @@ test('concurrent calls admit exactly the limit', async () => {
   }
 })
 
-test('worker threads share the one process-wide store, atomically', async () => {
+// On the WebAssembly engine each worker thread has its own module, and so its own store.
+test('worker threads share the one process-wide store, atomically', nativeOnly, async () => {
   const shared = prefix()
   const workerCode = `
     const { parentPort, workerData } = require('node:worker_threads')
@@ -111,7 +113,7 @@ test('a full store refuses new keys with a clear error and keeps serving existin
   const redis = Redis.memory()
   const rl = new Ratelimit({ redis, limiter: Ratelimit.fixedWindow(10, '60 s'), prefix: prefix(), ephemeralCache: false })
   await rl.limit('existing')
-  const live = require('../native.cjs').NativeStore.memory().size
+  const live = require('../lib/engine.js').NativeStore.memory().size
   Redis.memory({ maxKeys: live })
   await assert.rejects(rl.limit(`new-${randomUUID()}`), /memory store is full .*maxKeys/)
   assert.equal((await rl.limit('existing')).remaining, 8, 'existing keys keep working')

@@ -16,6 +16,7 @@ import { Ratelimit as UpstreamRatelimit } from '@upstash/ratelimit'
 import { Redis as UpstashRedis } from '@upstash/redis'
 import { Analytics, Ratelimit, Redis } from '../index.js'
 import { startStack } from './helpers/servers.mjs'
+import { nativeOnly, wasmOnly } from './helpers/engine.mjs'
 
 const require = createRequire(import.meta.url)
 const { version } = require('../package.json')
@@ -120,12 +121,20 @@ describe('ours on an @upstash/redis instance', () => {
     for (const entry of await requestsOf(() => redis.get('anything'))) assert.equal(sdkOf(entry), expected)
   })
 
-  test('limit() goes over HTTP from Rust (not through the instance): those requests carry no Upstash-Telemetry-* header', T, async () => {
+  test('limit() goes over HTTP from Rust (not through the instance): those requests carry no Upstash-Telemetry-* header', { ...T, ...nativeOnly }, async () => {
     // Current design (docs/COMPATIBILITY.md: the instance's evalsha/eval are not called). Upstream's
     // limit() requests, sent by the instance, carry the tag (see the oracle test above).
     const redis = client()
     const rl = new Ratelimit({ redis, limiter: Ratelimit.fixedWindow(10, '10 s'), prefix: fresh() })
     for (const entry of await requestsOf(() => rl.limit('u'))) assert.deepEqual(telemetryHeaders(entry), [], JSON.stringify(entry.headers))
+  })
+
+  test('on the WebAssembly engine limit() goes through the instance, as upstream: its requests carry the tag', { ...T, ...wasmOnly }, async () => {
+    const redis = client()
+    const rl = new Ratelimit({ redis, limiter: Ratelimit.fixedWindow(10, '10 s'), prefix: fresh() })
+    const entries = await requestsOf(() => rl.limit('u'))
+    assert.ok(entries.length > 0)
+    for (const entry of entries) assert.equal(sdkOf(entry), `${REDIS_SDK},${OURS}`)
   })
 
   test('upstream and ours on the same client: each tag once, in construction order', T, async () => {

@@ -16,6 +16,7 @@ import { Redis as UpstashRedis } from '@upstash/redis'
 import { MultiRegionRatelimit, Ratelimit, Redis } from '../index.js'
 import { freePort, startRedis, startStack } from './helpers/servers.mjs'
 import { redisBatch } from './helpers/direct-redis.mjs'
+import { engine, nativeOnly } from './helpers/engine.mjs'
 
 const T = { timeout: 30000 }
 const tag = () => randomBytes(4).toString('hex')
@@ -35,6 +36,7 @@ let stack
 let upstash
 let tcp
 before(async () => {
+  if (engine !== 'native') return // Redis over TCP is the native engine's
   stack = await startStack()
   upstash = new UpstashRedis({ url: stack.rest.url, token: stack.rest.token, enableTelemetry: false })
   tcp = new Redis({ url: stack.redis.url })
@@ -61,7 +63,7 @@ function sequence() {
   return steps
 }
 
-describe('redis:// store', () => {
+describe('redis:// store', nativeOnly, () => {
   test('url never shows the password, and the store is our native one', () => {
     assert.equal(tcp.url, `redis://127.0.0.1:${stack.redis.port}`)
     assert.ok(!JSON.stringify(tcp).includes(stack.redis.password))

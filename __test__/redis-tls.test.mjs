@@ -15,11 +15,12 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { Ratelimit, Redis } from '../index.js'
 import { makeCertificates, startRedis } from './helpers/servers.mjs'
+import { nativeOnly } from './helpers/engine.mjs'
 
 const T = { timeout: 30000 }
 const tag = () => randomBytes(4).toString('hex')
 
-describe('Redis over TLS (rediss://)', () => {
+describe('Redis over TLS (rediss://)', nativeOnly, () => {
   let redis
   let certs
   let dir

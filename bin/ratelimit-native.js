@@ -11,7 +11,7 @@ async function serve(args) {
   // default of one suits a limiter inside an app), or one when the process may use only one CPU
   // (e.g. `taskset -c 1`), where a second worker only adds wakeups. Read once, when the addon loads.
   process.env.RATELIMIT_NATIVE_THREADS ??= String(Math.min(2, require('node:os').availableParallelism()))
-  const native = require('../lib/native')
+  const native = require('../lib/native-addon').loadNativeAddon()
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(native.restServerHelp())
     return

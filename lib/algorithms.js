@@ -7,7 +7,7 @@
 //   then the reply goes back to Rust for the arithmetic.
 // The ephemeral cache is consulted here, on the JS thread, so a blocked caller costs no I/O.
 
-const native = require('./native')
+const engine = require('./engine')
 const { storeOfContext } = require('./redis')
 const { memoryLimit, limitAlone, flushMemoryBatch } = require('./memory-batch')
 const { rethrowStoreError } = require('./errors')
@@ -45,7 +45,7 @@ function callCost(rate) {
 
 function parseWindow(window) {
   if (typeof window !== 'string') throw new Error(`Unable to parse window size: ${window}`)
-  return native.parseDuration(window)
+  return engine.parseDuration(window)
 }
 
 /** Set on a context whose limiter gives up after a timeout: queued calls are not sent later. */
@@ -102,7 +102,7 @@ async function evalScript(redis, call) {
 function stockCall(call) {
   let stock = stockScripts.get(call.sha1)
   if (stock === undefined) {
-    stock = native.stockScript(call.script)
+    stock = engine.stockScript(call.script)
     stockScripts.set(call.sha1, stock)
   }
   return stock ? { sha1: stock.sha1, script: stock.script, keys: call.keys, args: call.args } : call
@@ -292,19 +292,19 @@ function counterAlgorithm(algo, staticLimit, describe) {
 
 function fixedWindow(tokens, window) {
   const windowMs = parseWindow(window)
-  const algo = native.NativeAlgorithm.fixedWindow(numberArg('tokens', tokens), windowMs)
+  const algo = engine.NativeAlgorithm.fixedWindow(numberArg('tokens', tokens), windowMs)
   return counterAlgorithm(algo, tokens, { kind: 'fixedWindow', tokens, windowMs, carriesExtras: true })
 }
 
 function slidingWindow(tokens, window) {
   const windowMs = parseWindow(window)
-  const algo = native.NativeAlgorithm.slidingWindow(numberArg('tokens', tokens), windowMs)
+  const algo = engine.NativeAlgorithm.slidingWindow(numberArg('tokens', tokens), windowMs)
   return counterAlgorithm(algo, tokens, { kind: 'slidingWindow', tokens, windowMs, carriesExtras: true })
 }
 
 function tokenBucket(refillRate, interval, maxTokens) {
   const intervalMs = parseWindow(interval)
-  const algo = native.NativeAlgorithm.tokenBucket(numberArg('refillRate', refillRate), intervalMs, numberArg('maxTokens', maxTokens))
+  const algo = engine.NativeAlgorithm.tokenBucket(numberArg('refillRate', refillRate), intervalMs, numberArg('maxTokens', maxTokens))
   return counterAlgorithm(algo, maxTokens, { kind: 'tokenBucket', refillRate, intervalMs, maxTokens, carriesExtras: true })
 }
 
@@ -314,7 +314,7 @@ function tokenBucket(refillRate, interval, maxTokens) {
  */
 function cachedFixedWindow(tokens, window) {
   const windowMs = parseWindow(window)
-  const algo = native.NativeAlgorithm.cachedFixedWindow(numberArg('tokens', tokens), windowMs)
+  const algo = engine.NativeAlgorithm.cachedFixedWindow(numberArg('tokens', tokens), windowMs)
   const requireCache = (ctx) => {
     if (!ctx.cache) throw new Error('This algorithm requires a cache')
   }

@@ -13,7 +13,7 @@
 // store's `queue()`, lib/redis.js), so every operation still sees the calls made before it.
 // The native side and the record layout: src/memory_batch.rs.
 
-const native = require('./native')
+const engine = require('./engine')
 
 /** Numbers per call in `records`: `[kind, a, b, c, now, rate, keyLength]`. */
 const RECORD = 7
@@ -44,7 +44,7 @@ const single = new Float64Array(ANSWER)
  * `memoryLimit`, or null. Calls still queued are not answered first (the caller does that).
  */
 function limitAlone(algorithm, key, now, rate, dynamicKeys) {
-  native.memoryLimit(algorithm[0], algorithm[1], algorithm[2], algorithm[3], key, now, rate, single, dynamicKeys)
+  engine.memoryLimit(algorithm[0], algorithm[1], algorithm[2], algorithm[3], key, now, rate, single, dynamicKeys)
   return single
 }
 
@@ -115,7 +115,7 @@ function flushMemoryBatch() {
   while (from < n) {
     let done
     try {
-      done = native.memoryLimitBatch(batchRecords, n, batchKeys, out, from)
+      done = engine.memoryLimitBatch(batchRecords, n, batchKeys, out, from)
     } catch (error) {
       // The whole batch was refused (nothing ran): every call fails with that error.
       for (let i = from; i < n; i++) settleFailure(i, error)

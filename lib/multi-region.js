@@ -17,7 +17,7 @@
 
 const { timeoutResponse, quietPending, warnAnalytics } = require('./responses')
 const { blockUntilReady } = require('./block-until-ready')
-const native = require('./native')
+const engine = require('./engine')
 const { nativeStoreFor, decideStore, storeOfContext } = require('./redis')
 const { rethrowStoreError } = require('./errors')
 const { evalThroughClient } = require('./algorithms')
@@ -37,7 +37,7 @@ function requestId() {
 
 function parseWindow(window) {
   if (typeof window !== 'string') throw new Error(`Unable to parse window size: ${window}`)
-  return native.parseDuration(window)
+  return engine.parseDuration(window)
 }
 
 function memoryStoreError() {
@@ -153,12 +153,12 @@ function multiRegionAlgorithm(algo, tokens) {
 
 function fixedWindow(tokens, window) {
   const windowMs = parseWindow(window)
-  return multiRegionAlgorithm(native.NativeMultiRegionAlgorithm.fixedWindow(tokens, windowMs), tokens)
+  return multiRegionAlgorithm(engine.NativeMultiRegionAlgorithm.fixedWindow(tokens, windowMs), tokens)
 }
 
 function slidingWindow(tokens, window) {
   const windowMs = parseWindow(window)
-  return multiRegionAlgorithm(native.NativeMultiRegionAlgorithm.slidingWindow(tokens, windowMs), tokens)
+  return multiRegionAlgorithm(engine.NativeMultiRegionAlgorithm.slidingWindow(tokens, windowMs), tokens)
 }
 
 function validateConfig(config) {

@@ -32,7 +32,7 @@ const analyticsWritten = new WeakSet()
 
 let denyListScript
 function denyListCheckScript() {
-  denyListScript ??= require('./native').knownScriptSource('denyList.check')
+  denyListScript ??= require('./engine').knownScriptSource('denyList.check')
   return denyListScript
 }
 

@@ -11,12 +11,13 @@
 // - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double, a
 //   client whose methods the user replaced) → the compat path: the same scripts, sent through that object's methods from JS.
 
-const native = require('./native')
+const engine = require('./engine')
 const { DeadlineQueue } = require('./deadlines')
 const { flushMemoryBatch } = require('./memory-batch')
-const { WireConnections } = require('./wire')
 const { upstashCredentials, REPLACED_COMMANDS } = require('./upstash-client')
-const { storeError, asStoreError } = require('./errors')
+const { storeError, asStoreError, rethrowStoreError } = require('./errors')
+const { FetchPipeline } = require('./fetch-pipeline')
+const { runtimeName } = require('./runtime')
 
 /**
  * redis object → `{ native: NativeStore, sync, queue, flushSoon, call, guardedCall }` (or null
@@ -30,7 +31,8 @@ const { storeError, asStoreError } = require('./errors')
  * cannot stall it; the native client also sends what is left unflushed every 5 ms as a safety net.
  */
 const storeOf = new WeakMap()
-const scheduleFlush = setImmediate
+// (Only native stores flush this way; Edge runtimes have no setImmediate and no native store.)
+const scheduleFlush = typeof setImmediate === 'function' ? setImmediate : (fn) => setTimeout(fn, 0)
 // A turn that issues many calls sends them in requests of this many, each as soon as it is full,
 // so the REST server works on the first request while this thread still issues the rest (the
 // client and the server overlap instead of taking turns). Measured at c=64 on 2 cores: one
@@ -180,7 +182,7 @@ function batchedCalls(store, flushSoon, wire) {
   // An event-loop store hands outcomes over each time JS moves its bytes; the others call back
   // from their runtime thread.
   const sockets = wire
-    ? new WireConnections(
+    ? new engine.WireConnections(
         store,
         (data, length) => {
           answer(data, length, null)
@@ -283,7 +285,7 @@ class LimitBatch {
     const { records, count, keys } = this
     this.count = 0
     this.keys = ''
-    native.limitBatch(store, records, count, keys)
+    engine.limitBatch(store, records, count, keys)
   }
 }
 
@@ -375,11 +377,16 @@ class Redis {
   constructor(config) {
     const { url, token } = config ?? {}
     if (typeof url === 'string' && /^rediss?:\/\//i.test(url)) {
+      if (!engine.hasRemoteStores) {
+        throw new Error(
+          `ratelimit-native: redis:// and rediss:// URLs need the native engine (Redis over TCP), which cannot run on ${runtimeName()}; use an Upstash REST URL (https://…) here`,
+        )
+      }
       // Plain Redis over TCP (rediss://: over TLS): the same scripts and keys, no REST hop. The
       // password lives in the URL, so neither it nor the URL is ever echoed.
-      remember(this, native.NativeStore.redisTcp(url, { acceptInvalidCerts: acceptInvalidCerts(config) }))
+      remember(this, engine.NativeStore.redisTcp(url, { acceptInvalidCerts: acceptInvalidCerts(config) }))
       Object.defineProperty(this, 'url', { value: withoutCredentials(url), enumerable: true })
-      defineCommands(this)
+      defineCommands(this, nativeSend(this))
       return
     }
     if (typeof url !== 'string' || url === '' || typeof token !== 'string' || token === '') {
@@ -395,9 +402,23 @@ class Redis {
         `ratelimit-native: invalid Upstash REST URL${scheme ? ` (scheme "${scheme}:")` : ''}; it must start with http:// or https:// (or redis:// / rediss:// for Redis over TCP)`,
       )
     }
-    rememberRest(this, url, token, acceptInvalidCerts(config))
+    const acceptInvalid = acceptInvalidCerts(config)
+    if (engine.hasRemoteStores) {
+      rememberRest(this, url, token, acceptInvalid)
+      defineCommands(this, nativeSend(this))
+    } else {
+      // The WebAssembly engine: the limiter's scripts go through these commands (compat path),
+      // which travel in one /pipeline request per turn through `fetch`.
+      if (acceptInvalid) {
+        throw new Error(
+          `ratelimit-native: tls: { rejectUnauthorized: false } needs the native engine; requests on ${runtimeName()} go through fetch, which always verifies certificates`,
+        )
+      }
+      remember(this, null)
+      const pipeline = new FetchPipeline(url, token)
+      defineCommands(this, (args) => pipeline.command(args))
+    }
     Object.defineProperty(this, 'url', { value: url.replace(/\/$/, ''), enumerable: true })
-    defineCommands(this)
   }
 
   /**
@@ -410,37 +431,68 @@ class Redis {
       throw new TypeError(`ratelimit-native: maxKeys must be a positive integer, got ${String(maxKeys)}`)
     }
     const redis = Object.create(Redis.prototype)
-    remember(redis, native.NativeStore.memory(maxKeys === undefined ? undefined : { maxKeys }))
+    remember(redis, engine.NativeStore.memory(maxKeys === undefined ? undefined : { maxKeys }))
     Object.defineProperty(redis, 'url', { value: 'memory:', enumerable: true })
-    defineCommands(redis)
+    defineCommands(redis, nativeSend(redis))
     return redis
   }
 
-  /** Reads UPSTASH_REDIS_REST_URL / _TOKEN, then KV_REST_API_URL / _TOKEN, like `@upstash/redis`. */
-  static fromEnv(config) {
-    const env = typeof process !== 'undefined' ? process.env : undefined
-    if (!env) throw new Error('ratelimit-native: Redis.fromEnv() needs process.env')
+  /**
+   * Reads UPSTASH_REDIS_REST_URL / _TOKEN, then KV_REST_API_URL / _TOKEN, from `process.env`
+   * like `@upstash/redis`; on Cloudflare Workers pass the `env` binding, as with
+   * `@upstash/redis/cloudflare`: `Redis.fromEnv(env)` (options then go second).
+   */
+  static fromEnv(configOrEnv, config) {
+    const given = configOrEnv !== null && typeof configOrEnv === 'object' && ENV_NAMES.some((name) => name in configOrEnv)
+    const env = given ? configOrEnv : typeof process !== 'undefined' ? process.env : undefined
+    if (!env) {
+      throw new Error('ratelimit-native: Redis.fromEnv() needs process.env; on Cloudflare Workers pass the env binding: Redis.fromEnv(env)')
+    }
     const url = env.UPSTASH_REDIS_REST_URL || env.KV_REST_API_URL
     const token = env.UPSTASH_REDIS_REST_TOKEN || env.KV_REST_API_TOKEN
-    return new Redis({ ...config, url, token })
+    if (!url || !token) return unconfigured(url ? 'UPSTASH_REDIS_REST_TOKEN' : 'UPSTASH_REDIS_REST_URL')
+    return new Redis({ ...(given ? config : configOrEnv), url, token })
   }
 }
 
-/** The commands rate limiting uses, as own properties of a Redis instance (like
- * @upstash/redis' methods, so `const { get } = redis` works too). */
-function defineCommands(redis) {
-  const run = async (parts) => {
+/**
+ * `Redis.fromEnv()` where the variables are not set: as @upstash/redis, a warning now and a
+ * failure on use, not an error at construction. (Next.js evaluates route modules while it
+ * builds, often without the variables; the server that runs them later has them.)
+ */
+function unconfigured(missing) {
+  console.warn(`ratelimit-native: Redis.fromEnv() found no ${missing} (nor its KV_REST_API_* twin); every call on this client fails until it is set.`)
+  const redis = Object.create(Redis.prototype)
+  remember(redis, null)
+  Object.defineProperty(redis, 'url', { value: '', enumerable: true })
+  defineCommands(redis, () =>
+    Promise.reject(new Error(`ratelimit-native: Redis.fromEnv() found no ${missing} when this client was made; set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN`)),
+  )
+  return redis
+}
+
+const ENV_NAMES = ['UPSTASH_REDIS_REST_URL', 'UPSTASH_REDIS_REST_TOKEN', 'KV_REST_API_URL', 'KV_REST_API_TOKEN']
+
+/** How our Redis on a native store sends one command (its words as strings). */
+function nativeSend(redis) {
+  return (args) => {
     const entry = storeOf.get(redis)
-    const args = parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p)))
     try {
-      if (entry.sync) return parseReply(entry.queue().commandNow(args, Date.now()))
+      if (entry.sync) return entry.queue().commandNow(args, Date.now())
       const reply = entry.queue().command(args)
       entry.flushSoon()
-      return parseReply(await reply)
+      return reply.catch(rethrowStoreError)
     } catch (error) {
       throw asStoreError(error)
     }
   }
+}
+
+/** The commands rate limiting uses, as own properties of a Redis instance (like
+ * @upstash/redis' methods, so `const { get } = redis` works too). `send(args)` sends one
+ * command and returns its reply (or a Promise of it). */
+function defineCommands(redis, send) {
+  const run = async (parts) => parseReply(await send(parts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p)))))
   redis.evalsha = async (sha1, keys, args) => run(['EVALSHA', sha1, keys.length, ...keys, ...args])
   redis.eval = async (script, keys, args) => run(['EVAL', script, keys.length, ...keys, ...args])
   redis.get = async (key) => run(['GET', key])
@@ -458,6 +510,8 @@ function defineCommands(redis) {
   redis.del = async (...keys) => run(['DEL', ...keys])
   redis.zincrby = async (key, increment, member) =>
     run(['ZINCRBY', key, increment, typeof member === 'string' ? member : JSON.stringify(member)])
+  // The multi-region back-fill's write, when it goes through the client (compat path).
+  redis.hset = async (key, fields) => run(['HSET', key, ...Object.entries(fields).flat()])
   definedCommands.set(redis, REPLACED_COMMANDS.map((name) => redis[name]))
 }
 
@@ -486,7 +540,8 @@ function nativeStoreFor(redis) {
   if (redis === null || (typeof redis !== 'object' && typeof redis !== 'function')) return null
   let entry = storeOf.get(redis)
   if (entry === undefined) {
-    const credentials = upstashCredentials(redis)
+    // On the WebAssembly engine every client goes through its own methods (fetch).
+    const credentials = engine.hasRemoteStores ? upstashCredentials(redis) : null
     entry = credentials ? rememberRest(redis, credentials.url, credentials.token, false) : remember(redis, null)
   }
   if (entry !== null && !entry.sync && !ownCommandsIntact(redis)) return null
@@ -514,8 +569,8 @@ function storeOfContext(ctx) {
  * way the TLS and redis:// paths do.
  */
 function rememberRest(redis, url, token, acceptInvalid) {
-  if (/^http:\/\//i.test(url)) return remember(redis, native.NativeStore.upstashRestWire(url, token), true)
-  return remember(redis, native.NativeStore.upstashRest(url, token, { acceptInvalidCerts: acceptInvalid }))
+  if (/^http:\/\//i.test(url)) return remember(redis, engine.NativeStore.upstashRestWire(url, token), true)
+  return remember(redis, engine.NativeStore.upstashRest(url, token, { acceptInvalidCerts: acceptInvalid }))
 }
 
 module.exports = { Redis, nativeStoreFor, decideStore, storeOfContext, parseReply }

@@ -204,7 +204,7 @@ function checkPacks(suffix, binarySource, dest) {
 
   const unexpected = root.paths.filter((p) => !ROOT_ALLOWED.some((re) => re.test(p)) || JUNK.test(p))
   check('root tarball holds only the runtime files', unexpected.length === 0, unexpected.length ? `unexpected: ${unexpected.join(', ')}` : '')
-  const needed = ['package.json', 'index.js', 'index.d.ts', 'native.cjs', 'native.d.cts', 'lib/native.js', 'bin/ratelimit-native.js', 'README.md', 'LICENSE']
+  const needed = ['package.json', 'index.js', 'index.edge.mjs', 'index.workerd.mjs', 'index.d.ts', 'native.cjs', 'native.d.cts', 'lib/native-addon.js', 'lib/wasm-engine.js', 'wasm/ratelimit_wasm_bg.wasm', 'wasm/glue.mjs', 'wasm/glue.cjs', 'wasm/bytes.cjs', 'bin/ratelimit-native.js', 'README.md', 'LICENSE']
   const missing = needed.filter((p) => !root.paths.includes(p))
   check('root tarball has the entry points, loader, types, bin, README and LICENSE', missing.length === 0, missing.length ? `missing: ${missing.join(', ')}` : '')
   check('root tarball has no native binary', !root.paths.some((p) => p.endsWith('.node')))
@@ -390,14 +390,24 @@ async function checkInstalled(suffix, tarballs) {
   await stopChild(rest.child)
   await stopChild(redis.child)
 
-  // The loader's error when the platform package is absent, then when its binary is broken.
+  await checkWasmEntries(app)
+
+  // Without the platform package, then with a broken binary: the WebAssembly engine runs and one
+  // warning names the platform and the fix; RATELIMIT_NATIVE_ENGINE=native throws that error.
+  const load = "try { const m = require('ratelimit-native'); console.log('LOADED ' + m.engine) } catch (e) { console.log(e.code + ' ' + e.message) }"
   const platPath = join(app, 'node_modules', `${PKG.name}-${suffix}`)
   const aside = `${platPath}.aside`
   renameSync(platPath, aside)
   try {
-    r = node(app, ['-e', "try { require('ratelimit-native'); console.log('LOADED') } catch (e) { console.log(e.code + ' ' + e.message) }"])
+    r = node(app, ['-e', load])
     check(
-      'without the platform package: one clear error naming the platform and the fix',
+      'without the platform package: the WebAssembly engine, and one warning naming the platform package and the fix',
+      r.out.includes('LOADED wasm') && r.out.includes(`${PKG.name}-${suffix}`) && r.out.includes('npm install'),
+      r.out,
+    )
+    r = node(app, ['-e', load], { RATELIMIT_NATIVE_ENGINE: 'native' })
+    check(
+      'without the platform package, RATELIMIT_NATIVE_ENGINE=native: one clear error naming the platform and the fix',
       r.out.startsWith('ERR_RATELIMIT_NATIVE_BINARY') && r.out.includes(`${PKG.name}-${suffix}`) && r.out.includes('npm install'),
       r.out,
     )
@@ -407,9 +417,76 @@ async function checkInstalled(suffix, tarballs) {
   const nodePath = join(platPath, `${BINARY}.${suffix}.node`)
   const saved = readFileSync(nodePath)
   writeFileSync(nodePath, 'not a shared library')
-  r = node(app, ['-e', "try { require('ratelimit-native'); console.log('LOADED') } catch (e) { console.log(e.code + ' ' + e.message) }"])
+  r = node(app, ['-e', load], { RATELIMIT_NATIVE_ENGINE: 'native' })
   writeFileSync(nodePath, saved)
   check('with a broken binary: the error says the package is installed but failed to load', r.out.includes('installed but its binary failed to load'), r.out)
+}
+
+const WASM_CHECK = `import { Ratelimit, Redis, engine } from 'ratelimit-native'
+export async function check() {
+  const rl = new Ratelimit({ redis: Redis.memory(), limiter: Ratelimit.fixedWindow(2, '30 s'), prefix: 'packtest' })
+  const got = []
+  for (let i = 0; i < 3; i++) got.push((await rl.limit('x')).success)
+  return { engine, got }
+}
+`
+
+/**
+ * The installed package under the Edge and Workers export conditions, bundled by esbuild as
+ * Next.js and wrangler resolve it, then run: edge-light in Vercel's edge-runtime, workerd in a
+ * real workerd (Miniflare), each limiting on the memory store.
+ */
+async function checkWasmEntries(app) {
+  const { build } = await import('esbuild')
+  writeFileSync(join(app, 'wasm-check.mjs'), WASM_CHECK)
+  const wasm = readFileSync(join(app, 'node_modules', PKG.name, 'wasm', 'ratelimit_wasm_bg.wasm'))
+  const bundle = async (condition, footer, wasmImport) => {
+    const result = await build({
+      stdin: { contents: `import { check } from './wasm-check.mjs'\n${footer}`, resolveDir: app },
+      bundle: true,
+      write: false,
+      metafile: true,
+      format: condition === 'workerd' ? 'esm' : 'iife',
+      platform: 'neutral',
+      mainFields: ['module', 'main'],
+      conditions: [condition],
+      logLevel: 'silent',
+      plugins: [{ name: 'wasm', setup: (b) => b.onResolve({ filter: /\.wasm(\?module)?$/ }, wasmImport) }],
+    })
+    return { code: result.outputFiles[0].text, inputs: Object.keys(result.metafile.inputs) }
+  }
+  const expected = JSON.stringify({ engine: 'wasm', got: [true, true, false] })
+
+  const edge = await bundle('edge-light', 'addEventListener("fetch", (e) => e.respondWith(check().then((r) => Response.json(r))))', (args) => ({
+    path: args.path,
+    namespace: 'host',
+  }))
+  check('edge-light resolves the installed index.edge.mjs', edge.inputs.some((p) => p.endsWith(`node_modules/${PKG.name}/index.edge.mjs`)), edge.inputs.filter((p) => p.includes(PKG.name)).join(' '))
+  check('edge-light bundle holds neither the addon loader nor node:net', !edge.inputs.some((p) => /native\.cjs|native-addon|wire\.js|bytes\.cjs/.test(p)))
+  const { EdgeRuntime } = await import('edge-runtime')
+  const runtime = new EdgeRuntime({
+    initialCode: `globalThis.__wasm = new WebAssembly.Module(globalThis.__bytes);\n${edge.code.replace(/require\("host:[^"]*"\)|import\s+\w+\s+from\s*"[^"]*\.wasm\?module"/g, 'globalThis.__wasm')}`,
+    extend: (context) => Object.assign(context, { __bytes: new Uint8Array(wasm) }),
+  })
+  let answer = await runtime.dispatchFetch('http://edge.test/').then((res) => res.text()).catch((e) => String(e))
+  check('edge-light: limit() on Redis.memory() in edge-runtime', answer === expected, answer)
+
+  const worker = await bundle('workerd', 'export default { fetch: () => check().then((r) => Response.json(r)) }', () => ({ path: './ratelimit_wasm_bg.wasm', external: true }))
+  check('workerd resolves the installed index.workerd.mjs', worker.inputs.some((p) => p.endsWith(`node_modules/${PKG.name}/index.workerd.mjs`)), worker.inputs.filter((p) => p.includes(PKG.name)).join(' '))
+  const { Miniflare } = await import('miniflare')
+  const mf = new Miniflare({
+    modules: [
+      { type: 'ESModule', path: 'worker.mjs', contents: worker.code },
+      { type: 'CompiledWasm', path: 'ratelimit_wasm_bg.wasm', contents: wasm },
+    ],
+    compatibilityDate: '2025-06-01',
+  })
+  try {
+    answer = await mf.dispatchFetch('http://worker.test/').then((res) => res.text()).catch((e) => String(e))
+  } finally {
+    await mf.dispose()
+  }
+  check('workerd: limit() on Redis.memory() in workerd (Miniflare)', answer === expected, answer)
 }
 
 // --- main -----------------------------------------------------------------------------------

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // Makes `npm test` and `npm run demo` work as the very first command after `git clone`:
 // installs npm dependencies, installs redis-server when missing (apt-get, as root), and builds
-// the native addon when it is missing or older than the Rust sources. Uses only Node built-ins,
-// because nothing else is installed yet when it runs. Each step is skipped when already done.
+// the native addon and the WebAssembly engine when missing or older than the Rust sources (the
+// demo skips the latter: `--no-wasm`). Uses only Node built-ins, because nothing else is
+// installed yet when it runs. Each step is skipped when already done.
 
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { newestMtime } from './newest-mtime.mjs'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const PROFILE = process.env.RATELIMIT_NATIVE_PROFILE === 'debug' ? 'debug' : 'release'
@@ -23,18 +25,6 @@ function run(cmd, args, options = {}) {
 
 function onPath(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
-}
-
-function newestMtime(path) {
-  if (!existsSync(path)) return 0
-  const st = statSync(path)
-  if (!st.isDirectory()) return st.mtimeMs
-  let newest = 0
-  for (const entry of readdirSync(path)) {
-    if (entry === 'target' || entry === 'node_modules') continue
-    newest = Math.max(newest, newestMtime(join(path, entry)))
-  }
-  return newest
 }
 
 function ensureNodeVersion() {
@@ -107,6 +97,9 @@ try {
   // The demo runs on the embedded memory store; only the tests need a redis-server.
   if (!process.argv.includes('--no-redis')) ensureRedisServer()
   ensureNativeAddon()
+  // The WebAssembly engine (wasm/): what runs where the addon cannot (Edge, Workers, bundles).
+  // The demo runs on the addon and does without it.
+  if (!process.argv.includes('--no-wasm')) run(process.execPath, [join(ROOT, 'scripts', 'build-wasm.mjs'), '--if-stale'])
 } catch (err) {
   log(`failed: ${err.message}`)
   process.exit(1)

@@ -1,47 +1,28 @@
-//! `NativeAlgorithm`: one built-in algorithm's parameters. The JS facade asks it for script calls
-//! and reply arithmetic (compat path: the script runs through the user's client) or lets it run
-//! the whole call on a native store (fast path: one async hop, scalars back).
-
-use napi::bindgen_prelude::*;
-use napi_derive::napi;
-use ratelimit_core::algorithms::cached_fixed_window::CachedFixedWindow;
-use ratelimit_core::algorithms::fixed_window::{FixedWindow, FixedWindowLimitReply};
-use ratelimit_core::algorithms::sliding_window::{SlidingWindow, SlidingWindowLimitReply};
-use ratelimit_core::algorithms::token_bucket::{
-    TokenBucket, TokenBucketLimitReply, TokenBucketRemainingReply,
-};
-use ratelimit_core::algorithms::WindowRemainingReply;
-use ratelimit_core::keys::ResetTarget;
-use ratelimit_core::scripts::{ScriptCall, RESET};
+//! `NativeAlgorithm`: one built-in algorithm (the core's [`Algorithm`]) as a JS object. The JS
+//! facade asks it for script calls and reply arithmetic (compat path: the script runs through
+//! the user's client) or lets it run the whole call on a native store (fast path). This file
+//! only marshals: the algorithm is the core's, the memory store's side `ratelimit-stores`'.
 
 use std::sync::Arc;
 
-use ratelimit_core::stores::memory::{LockedWindows, MemoryStore};
-use ratelimit_core::stores::memory_limiters as mem;
-use ratelimit_core::stores::window_key::WindowKey;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use ratelimit_core::algorithm::Algorithm;
+use ratelimit_core::js_reply::reply_from_json;
+use ratelimit_core::round_trip::ExtrasParts;
+use ratelimit_core::scripts::ScriptCall;
+use ratelimit_stores::memory::MemoryStore;
+use ratelimit_stores::memory_algorithm as in_memory;
+use ratelimit_stores::remote::RemoteStore;
 
-use ratelimit_core::round_trip::{self, AnalyticsRecord, Extras, Protection};
-use ratelimit_core::stores::Reply;
-
-use crate::args::{
-    clock, cost, limit_array, limit_numbers, positive, remaining_numbers, reply_error, window,
-};
+use crate::args::{arg_error, call_error, clock, cost};
 use crate::errors::{invalid_arg, store_error};
 use crate::short_str::ShortStr;
 use crate::store::{CompletionSink, NativeStore, StoreKind};
-use ratelimit_core::stores::remote::RemoteStore;
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Kind {
-    Fixed(FixedWindow),
-    Sliding(SlidingWindow),
-    Bucket(TokenBucket),
-    Cached(CachedFixedWindow),
-}
 
 #[napi]
 pub struct NativeAlgorithm {
-    kind: Kind,
+    algorithm: Algorithm,
 }
 
 /// A script invocation for the compat path: `evalsha(sha1, keys, args)`, `eval(script, …)`.
@@ -80,98 +61,6 @@ fn reply_values(reply: &[Option<f64>]) -> Vec<Option<i64>> {
     reply.iter().map(|v| v.map(|f| f as i64)).collect()
 }
 
-fn reset_call(target: ResetTarget) -> ScriptCall {
-    ScriptCall {
-        script: &RESET,
-        keys: vec![target.pattern],
-        args: target.args,
-    }
-}
-
-impl Kind {
-    fn limit_call(&self, key: &str, now: u64, rate: f64, dynamic_keys: &[&str]) -> ScriptCall {
-        match self {
-            Kind::Fixed(a) => a.limit_call(key, now, rate, dynamic_keys),
-            Kind::Sliding(a) => a.limit_call(key, now, rate, dynamic_keys),
-            Kind::Bucket(a) => a.limit_call(key, now, rate, dynamic_keys),
-            Kind::Cached(a) => a.limit_call(key, now, rate),
-        }
-    }
-
-    fn remaining_call(&self, key: &str, now: u64, dynamic_keys: &[&str]) -> ScriptCall {
-        match self {
-            Kind::Fixed(a) => a.remaining_call(key, now, dynamic_keys),
-            Kind::Sliding(a) => a.remaining_call(key, now, dynamic_keys),
-            Kind::Bucket(a) => a.remaining_call(key, dynamic_keys),
-            Kind::Cached(a) => a.remaining_call(key, now),
-        }
-    }
-
-    fn reset_call(&self, key: &str) -> ScriptCall {
-        reset_call(match self {
-            Kind::Fixed(_) => FixedWindow::reset_target(key),
-            Kind::Sliding(_) => SlidingWindow::reset_target(key),
-            Kind::Bucket(_) => TokenBucket::reset_target(key),
-            Kind::Cached(_) => CachedFixedWindow::reset_target(key),
-        })
-    }
-
-    /// The limit script's reply → numbers for JS. For cachedFixedWindow (whose JS side owns the
-    /// cache arithmetic) that is just `[counter]`.
-    fn limit_outcome(&self, reply: &[Option<i64>], now: u64) -> Result<Vec<f64>> {
-        Ok(match self {
-            Kind::Fixed(a) => limit_numbers(a.limit_outcome(
-                &FixedWindowLimitReply::from_values(reply).map_err(reply_error)?,
-                now,
-            )),
-            Kind::Sliding(a) => limit_numbers(a.limit_outcome(
-                &SlidingWindowLimitReply::from_values(reply).map_err(reply_error)?,
-                now,
-            )),
-            Kind::Bucket(a) => limit_numbers(
-                a.limit_outcome(&TokenBucketLimitReply::from_values(reply).map_err(reply_error)?),
-            ),
-            Kind::Cached(_) => match reply {
-                [Some(used)] => vec![*used as f64],
-                _ => {
-                    return Err(Error::new(
-                        Status::GenericFailure,
-                        format!("unexpected cachedFixedWindow reply {reply:?}"),
-                    ))
-                }
-            },
-        })
-    }
-
-    fn remaining_outcome(&self, reply: &[Option<i64>], now: u64) -> Result<Vec<f64>> {
-        Ok(remaining_numbers(match self {
-            Kind::Fixed(a) => a.remaining_outcome(
-                &WindowRemainingReply::from_values(
-                    ratelimit_core::scripts::FIXED_WINDOW_REMAINING.name,
-                    reply,
-                )
-                .map_err(reply_error)?,
-                now,
-            ),
-            Kind::Sliding(a) => a.remaining_outcome(
-                &WindowRemainingReply::from_values(
-                    ratelimit_core::scripts::SLIDING_WINDOW_REMAINING.name,
-                    reply,
-                )
-                .map_err(reply_error)?,
-                now,
-            ),
-            Kind::Bucket(a) => a.remaining_outcome(
-                &TokenBucketRemainingReply::from_values(reply).map_err(reply_error)?,
-                now,
-            ),
-            Kind::Cached(a) => {
-                a.remaining_outcome(reply.first().copied().flatten().unwrap_or(0) as f64, now)
-            }
-        }))
-    }
-}
-
 /// Queues the script call now (so calls made in one JS tick share a request) and returns the
 /// future of its reply as numbers.
 fn run(
@@ -199,170 +88,45 @@ fn memory_of(store: &NativeStore) -> Result<&Arc<MemoryStore>> {
     }
 }
 
-impl Kind {
-    /// The algorithm as plain numbers (how the hot paths pass it): `kind` 0 fixed window,
-    /// 1 sliding window (`a` tokens, `b` window ms), 2 token bucket (`a` refill rate, `b`
-    /// interval ms, `c` max tokens).
-    pub(crate) fn from_numbers(kind: u32, a: f64, b: f64, c: f64) -> Result<Kind> {
-        Ok(match kind {
-            0 => Kind::Fixed(FixedWindow::new(
-                positive("tokens", a)?,
-                window("window", b)?,
-            )),
-            1 => Kind::Sliding(SlidingWindow::new(
-                positive("tokens", a)?,
-                window("window", b)?,
-            )),
-            2 => Kind::Bucket(TokenBucket::new(
-                positive("refillRate", a)?,
-                window("interval", b)?,
-                positive("maxTokens", c)?,
-            )),
-            _ => return Err(invalid_arg("unknown algorithm kind")),
-        })
-    }
+/// The algorithm as plain numbers (how the hot paths pass it); see [`Algorithm::from_numbers`].
+pub(crate) fn algorithm_from_numbers(kind: u32, a: f64, b: f64, c: f64) -> Result<Algorithm> {
+    Algorithm::from_numbers(kind, a, b, c).map_err(arg_error)
+}
 
-    /// Queues the whole limit call on a remote store; its outcome, `[success, limit, remaining,
-    /// reset]`, reaches JS through the store's completion sink under `id`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn queue_limit(
-        self,
-        client: &RemoteStore,
-        sink: &Arc<CompletionSink>,
-        id: u32,
-        key: &str,
-        now: u64,
-        rate: f64,
-        dynamic_keys: &[&str],
-        wait: Option<std::time::Duration>,
-    ) -> Result<()> {
-        let call = self.limit_call(key, now, rate, dynamic_keys);
-        let sink = sink.clone();
-        client
-            .queue_eval_with(
-                call.script,
-                call.keys,
-                call.args,
-                Box::new(move |reply| {
-                    match reply
+/// Queues the whole limit call on a remote store; its outcome, `[success, limit, remaining,
+/// reset]`, reaches JS through the store's completion sink under `id`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn queue_limit(
+    algorithm: Algorithm,
+    client: &RemoteStore,
+    sink: &Arc<CompletionSink>,
+    id: u32,
+    key: &str,
+    now: u64,
+    rate: f64,
+    dynamic_keys: &[&str],
+    wait: Option<std::time::Duration>,
+) -> Result<()> {
+    let call = algorithm.limit_call(key, now, rate, dynamic_keys);
+    let sink = sink.clone();
+    client
+        .queue_eval_with(
+            call.script,
+            call.keys,
+            call.args,
+            Box::new(move |reply| {
+                match reply.map_err(|e| e.to_string()).and_then(|r| {
+                    algorithm
+                        .limit_outcome(&r.numbers(), now)
                         .map_err(|e| e.to_string())
-                        .and_then(|r| self.limit_outcome(&r.numbers(), now).map_err(|e| e.reason))
-                    {
-                        Ok(numbers) => sink.succeed(id, &numbers),
-                        Err(message) => sink.fail(id, message),
-                    }
-                }),
-                wait,
-            )
-            .map_err(store_error)
-    }
-
-    /// limit() on the memory store, synchronously: the same state transitions as the scripts.
-    fn limit_in_memory(
-        &self,
-        store: &Arc<MemoryStore>,
-        key: &str,
-        now: u64,
-        rate: f64,
-        dynamic_keys: &[&str],
-    ) -> Result<Vec<f64>> {
-        if let Kind::Cached(a) = self {
-            return mem::cached_fixed_window_increment(store, a, key, now, rate)
-                .map(|used| vec![used as f64])
-                .map_err(store_error);
-        }
-        self.limit_numbers_in_memory(store, key, now, rate, dynamic_keys)
-            .map(|numbers| numbers.to_vec())
-    }
-
-    /// limit() of a counter algorithm (fixed window, sliding window, token bucket) on the memory
-    /// store, as `[success (1/0), limit, remaining, reset]` without an allocation: the hot path
-    /// of `Redis.memory()`.
-    pub(crate) fn limit_numbers_in_memory(
-        &self,
-        store: &Arc<MemoryStore>,
-        key: &str,
-        now: u64,
-        rate: f64,
-        dynamic_keys: &[&str],
-    ) -> Result<[f64; 4]> {
-        let outcome = match self {
-            Kind::Fixed(a) => mem::fixed_window_limit(store, a, key, now, rate, dynamic_keys),
-            Kind::Sliding(a) => mem::sliding_window_limit(store, a, key, now, rate, dynamic_keys),
-            Kind::Bucket(a) => mem::token_bucket_limit(store, a, key, now, rate, dynamic_keys),
-            // Never built from the numbers `memoryLimit` and `memoryLimitBatch` take.
-            Kind::Cached(_) => {
-                return Err(invalid_arg(
-                    "the cached fixed window counts; it has no limit outcome",
-                ))
-            }
-        };
-        outcome.map(limit_array).map_err(store_error)
-    }
-
-    /// The window counter a limit call at `now` updates, for the algorithms that keep one
-    /// (fixed and sliding window): a batch works it out once, to prefetch it and to update it.
-    pub(crate) fn window_in_memory(
-        &self,
-        store: &MemoryStore,
-        key: &str,
-        now: u64,
-    ) -> Option<WindowKey> {
-        match self {
-            Kind::Fixed(a) => Some(mem::window_key(store, key, a.window_ms, now)),
-            Kind::Sliding(a) => Some(mem::window_key(store, key, a.window_ms, now)),
-            Kind::Bucket(_) | Kind::Cached(_) => None,
-        }
-    }
-
-    /// `limit_numbers_in_memory` of a window algorithm in a batch's locked run, on the call's
-    /// counter `window` (from `window_in_memory`).
-    pub(crate) fn limit_numbers_locked(
-        &self,
-        windows: &mut LockedWindows,
-        key: &str,
-        window: WindowKey,
-        now: u64,
-        rate: f64,
-    ) -> Result<[f64; 4]> {
-        let outcome = match self {
-            Kind::Fixed(a) => mem::fixed_window_limit_at(windows, a, window, now, rate, None),
-            Kind::Sliding(a) => {
-                mem::sliding_window_limit_at(windows, a, key, window, now, rate, None)
-            }
-            Kind::Bucket(_) | Kind::Cached(_) => {
-                return Err(invalid_arg(
-                    "only window algorithms run in a batch's locked run",
-                ))
-            }
-        };
-        outcome.map(limit_array).map_err(store_error)
-    }
-
-    fn remaining_in_memory(
-        &self,
-        store: &MemoryStore,
-        key: &str,
-        now: u64,
-        dynamic_keys: &[&str],
-    ) -> Vec<f64> {
-        remaining_numbers(match self {
-            Kind::Fixed(a) => mem::fixed_window_remaining(store, a, key, now, dynamic_keys),
-            Kind::Sliding(a) => mem::sliding_window_remaining(store, a, key, now, dynamic_keys),
-            Kind::Bucket(a) => mem::token_bucket_remaining(store, a, key, now, dynamic_keys),
-            Kind::Cached(a) => a.remaining_outcome(
-                mem::cached_fixed_window_used(store, a, key, now) as f64,
-                now,
-            ),
-        })
-    }
-
-    fn reset_in_memory(&self, store: &MemoryStore, key: &str, now: u64) {
-        match self {
-            Kind::Bucket(_) => mem::reset_bucket(store, key, now),
-            _ => mem::reset_windows(store, key, now),
-        };
-    }
+                }) {
+                    Ok(numbers) => sink.succeed(id, &numbers),
+                    Err(message) => sink.fail(id, message),
+                }
+            }),
+            wait,
+        )
+        .map_err(store_error)
 }
 
 /// What rides along with a limit call: the deny-list check (`denyListKey`, `statusKey`,
@@ -379,96 +143,18 @@ pub struct LimitExtras {
 }
 
 impl LimitExtras {
-    fn into_core(self) -> Result<Extras> {
-        let protection = match (self.deny_list_key, self.status_key) {
-            (Some(deny_list_key), Some(status_key)) => Some(Protection {
-                deny_list_key,
-                status_key,
-                values: self.values.unwrap_or_default(),
-            }),
-            (None, None) => None,
-            _ => return Err(invalid_arg("denyListKey and statusKey go together")),
-        };
-        let values = protection.as_ref().map_or(0, |p| p.values.len());
-        let analytics = match (self.events_key, self.allowed_member, self.blocked_member) {
-            (Some(events_key), Some(allowed_member), Some(blocked_member)) => {
-                let denied_members = self.denied_members.unwrap_or_default();
-                if denied_members.len() != values {
-                    return Err(invalid_arg(
-                        "deniedMembers needs one member per protection value",
-                    ));
-                }
-                Some(AnalyticsRecord {
-                    events_key,
-                    allowed_member,
-                    blocked_member,
-                    denied_members,
-                })
-            }
-            (None, None, None) => None,
-            _ => {
-                return Err(invalid_arg(
-                    "eventsKey, allowedMember and blockedMember go together",
-                ))
-            }
-        };
-        Ok(Extras {
-            protection,
-            analytics,
-        })
-    }
-}
-
-/// A JSON reply from a JS client (numbers or numeric strings, nested arrays) → a store reply.
-fn reply_from_json(value: &serde_json::Value) -> Reply {
-    match value {
-        serde_json::Value::Null => Reply::Nil,
-        serde_json::Value::Bool(b) => Reply::Int(i64::from(*b)),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .map(Reply::Int)
-            .unwrap_or(Reply::Nil),
-        serde_json::Value::String(s) => Reply::Bytes(s.clone().into_bytes()),
-        serde_json::Value::Array(items) => {
-            Reply::Array(items.iter().map(reply_from_json).collect())
+    fn into_core(self) -> Result<ratelimit_core::round_trip::Extras> {
+        ExtrasParts {
+            deny_list_key: self.deny_list_key,
+            status_key: self.status_key,
+            values: self.values,
+            events_key: self.events_key,
+            allowed_member: self.allowed_member,
+            blocked_member: self.blocked_member,
+            denied_members: self.denied_members,
         }
-        serde_json::Value::Object(_) => Reply::Nil,
-    }
-}
-
-impl Kind {
-    fn base_limit_call(
-        &self,
-        key: &str,
-        now: u64,
-        rate: f64,
-        dynamic_keys: &[&str],
-    ) -> Result<ScriptCall> {
-        if matches!(self, Kind::Cached(_)) {
-            return Err(invalid_arg(
-                "cachedFixedWindow cannot carry protection or analytics in its script",
-            ));
-        }
-        Ok(self.limit_call(key, now, rate, dynamic_keys))
-    }
-
-    /// `[success, limit, remaining, reset, status TTL, denied flag per value…]`; a failed
-    /// analytics write comes back as the error text (the caller warns).
-    fn extras_outcome(&self, reply: &Reply, now: u64) -> Result<ExtrasOutcome> {
-        let decoded = round_trip::decode(reply).ok_or_else(|| {
-            Error::new(
-                Status::GenericFailure,
-                format!("unexpected reply to a limit with protection/analytics: {reply:?}"),
-            )
-        })?;
-        let mut numbers = self.limit_outcome(&decoded.limit, now)?;
-        numbers.push(decoded.status.unwrap_or(-1) as f64);
-        numbers.extend(decoded.denied.iter().map(|d| f64::from(u8::from(*d))));
-        Ok(ExtrasOutcome {
-            numbers,
-            analytics_error: decoded.analytics_error,
-        })
+        .into_extras()
+        .map_err(arg_error)
     }
 }
 
@@ -479,6 +165,15 @@ pub struct ExtrasOutcome {
     pub numbers: Vec<f64>,
     /// Redis' error when the analytics write failed (the limit itself succeeded).
     pub analytics_error: Option<String>,
+}
+
+impl From<ratelimit_core::algorithm::ExtrasOutcome> for ExtrasOutcome {
+    fn from(o: ratelimit_core::algorithm::ExtrasOutcome) -> Self {
+        ExtrasOutcome {
+            numbers: o.numbers,
+            analytics_error: o.analytics_error,
+        }
+    }
 }
 
 #[napi]
@@ -493,13 +188,17 @@ impl NativeAlgorithm {
         dynamic_keys: Option<Vec<String>>,
         extras: LimitExtras,
     ) -> Result<ScriptInvocation> {
-        let call = self.kind.base_limit_call(
-            &key,
-            clock(now)?,
-            cost(rate)?,
-            &dynamic_refs(&dynamic_keys),
-        )?;
-        Ok(round_trip::with_extras(call, &extras.into_core()?).into())
+        let call = self
+            .algorithm
+            .limit_with_extras_call(
+                &key,
+                clock(now)?,
+                cost(rate)?,
+                &dynamic_refs(&dynamic_keys),
+                &extras.into_core()?,
+            )
+            .map_err(arg_error)?;
+        Ok(call.into())
     }
 
     /// `[success, limit, remaining, reset, status TTL, denied flag per value…]` from the reply
@@ -510,26 +209,22 @@ impl NativeAlgorithm {
         #[napi(ts_arg_type = "unknown")] reply: serde_json::Value,
         now: f64,
     ) -> Result<ExtrasOutcome> {
-        self.kind
+        self.algorithm
             .extras_outcome(&reply_from_json(&reply), clock(now)?)
+            .map(Into::into)
+            .map_err(call_error)
     }
 
     #[napi(catch_unwind, factory)]
     pub fn fixed_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
-        let tokens = positive("tokens", tokens)?;
-        let window_ms = window("window", window_ms)?;
-        Ok(NativeAlgorithm {
-            kind: Kind::Fixed(FixedWindow::new(tokens, window_ms)),
-        })
+        let algorithm = Algorithm::fixed_window(tokens, window_ms).map_err(arg_error)?;
+        Ok(NativeAlgorithm { algorithm })
     }
 
     #[napi(catch_unwind, factory)]
     pub fn sliding_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
-        let tokens = positive("tokens", tokens)?;
-        let window_ms = window("window", window_ms)?;
-        Ok(NativeAlgorithm {
-            kind: Kind::Sliding(SlidingWindow::new(tokens, window_ms)),
-        })
+        let algorithm = Algorithm::sliding_window(tokens, window_ms).map_err(arg_error)?;
+        Ok(NativeAlgorithm { algorithm })
     }
 
     #[napi(catch_unwind, factory)]
@@ -538,47 +233,27 @@ impl NativeAlgorithm {
         interval_ms: f64,
         max_tokens: f64,
     ) -> Result<NativeAlgorithm> {
-        let refill_rate = positive("refillRate", refill_rate)?;
-        let interval_ms = window("interval", interval_ms)?;
-        let max_tokens = positive("maxTokens", max_tokens)?;
-        Ok(NativeAlgorithm {
-            kind: Kind::Bucket(TokenBucket::new(refill_rate, interval_ms, max_tokens)),
-        })
+        let algorithm =
+            Algorithm::token_bucket(refill_rate, interval_ms, max_tokens).map_err(arg_error)?;
+        Ok(NativeAlgorithm { algorithm })
     }
 
     #[napi(catch_unwind, factory)]
     pub fn cached_fixed_window(tokens: f64, window_ms: f64) -> Result<NativeAlgorithm> {
-        let tokens = positive("tokens", tokens)?;
-        let window_ms = window("window", window_ms)?;
-        Ok(NativeAlgorithm {
-            kind: Kind::Cached(CachedFixedWindow::new(tokens, window_ms)),
-        })
+        let algorithm = Algorithm::cached_fixed_window(tokens, window_ms).map_err(arg_error)?;
+        Ok(NativeAlgorithm { algorithm })
     }
 
     /// The key of the window that `now` falls in (cachedFixedWindow's cache key too).
     #[napi(catch_unwind)]
     pub fn window_key(&self, key: String, now: f64) -> Result<String> {
-        let now = clock(now)?;
-        Ok(match self.kind {
-            Kind::Fixed(a) => a.key(&key, now),
-            Kind::Cached(a) => a.key(&key, now),
-            Kind::Sliding(a) => a.keys(&key, now).0,
-            Kind::Bucket(_) => TokenBucket::key(&key),
-        })
+        Ok(self.algorithm.window_key(&key, clock(now)?))
     }
 
     /// When the window that `now` falls in ends (unix ms).
     #[napi(catch_unwind)]
     pub fn window_reset(&self, now: f64) -> Result<f64> {
-        let now = clock(now)?;
-        let window_ms = match self.kind {
-            Kind::Fixed(a) => a.window_ms,
-            Kind::Sliding(a) => a.window_ms,
-            Kind::Cached(a) => a.window_ms,
-            Kind::Bucket(a) => a.interval_ms,
-        };
-        let bucket = ratelimit_core::keys::bucket(now, window_ms);
-        Ok(ratelimit_core::keys::window_reset(bucket, window_ms))
+        Ok(self.algorithm.window_reset(clock(now)?))
     }
 
     #[napi(catch_unwind)]
@@ -590,7 +265,7 @@ impl NativeAlgorithm {
         dynamic_keys: Option<Vec<String>>,
     ) -> Result<ScriptInvocation> {
         Ok(self
-            .kind
+            .algorithm
             .limit_call(&key, clock(now)?, cost(rate)?, &dynamic_refs(&dynamic_keys))
             .into())
     }
@@ -599,7 +274,9 @@ impl NativeAlgorithm {
     #[napi(catch_unwind)]
     pub fn limit_outcome(&self, reply: Vec<Option<f64>>, now: f64, rate: f64) -> Result<Vec<f64>> {
         cost(rate)?;
-        self.kind.limit_outcome(&reply_values(&reply), clock(now)?)
+        self.algorithm
+            .limit_outcome(&reply_values(&reply), clock(now)?)
+            .map_err(call_error)
     }
 
     #[napi(catch_unwind)]
@@ -610,7 +287,7 @@ impl NativeAlgorithm {
         dynamic_keys: Option<Vec<String>>,
     ) -> Result<ScriptInvocation> {
         Ok(self
-            .kind
+            .algorithm
             .remaining_call(&key, clock(now)?, &dynamic_refs(&dynamic_keys))
             .into())
     }
@@ -618,13 +295,15 @@ impl NativeAlgorithm {
     /// `[remaining, reset, limit]`
     #[napi(catch_unwind)]
     pub fn remaining_outcome(&self, reply: Vec<Option<f64>>, now: f64) -> Result<Vec<f64>> {
-        self.kind
+        self.algorithm
             .remaining_outcome(&reply_values(&reply), clock(now)?)
+            .map(|numbers| numbers.to_vec())
+            .map_err(call_error)
     }
 
     #[napi(catch_unwind)]
     pub fn reset_call(&self, key: String) -> ScriptInvocation {
-        self.kind.reset_call(&key).into()
+        self.algorithm.reset_call(&key).into()
     }
 
     /// limit() on the memory store, answered synchronously (no thread hop).
@@ -637,13 +316,15 @@ impl NativeAlgorithm {
         rate: f64,
         dynamic_keys: Option<Vec<String>>,
     ) -> Result<Vec<f64>> {
-        self.kind.limit_in_memory(
+        in_memory::limit(
             memory_of(store)?,
+            &self.algorithm,
             &key,
             clock(now)?,
             cost(rate)?,
             &dynamic_refs(&dynamic_keys),
         )
+        .map_err(store_error)
     }
 
     /// getRemaining() on the memory store: `[remaining, reset, limit]`.
@@ -655,19 +336,20 @@ impl NativeAlgorithm {
         now: f64,
         dynamic_keys: Option<Vec<String>>,
     ) -> Result<Vec<f64>> {
-        Ok(self.kind.remaining_in_memory(
+        Ok(in_memory::remaining(
             memory_of(store)?,
+            &self.algorithm,
             &key,
             clock(now)?,
             &dynamic_refs(&dynamic_keys),
-        ))
+        )
+        .to_vec())
     }
 
     /// resetUsedTokens() on the memory store.
     #[napi(catch_unwind)]
     pub fn reset_now(&self, store: &NativeStore, key: String, now: f64) -> Result<()> {
-        self.kind
-            .reset_in_memory(memory_of(store)?, &key, clock(now)?);
+        in_memory::reset(memory_of(store)?, &self.algorithm, &key, clock(now)?);
         Ok(())
     }
 
@@ -688,7 +370,8 @@ impl NativeAlgorithm {
         let StoreKind::Remote(client) = &store.kind else {
             return Err(invalid_arg("limitQueue is for remote stores"));
         };
-        self.kind.queue_limit(
+        queue_limit(
+            self.algorithm,
             client,
             &store.completions,
             id,
@@ -717,11 +400,17 @@ impl NativeAlgorithm {
         wait_ms: Option<f64>,
     ) -> Result<()> {
         let now = clock(now)?;
-        let call =
-            self.kind
-                .base_limit_call(&key, now, cost(rate)?, &dynamic_refs(&dynamic_keys))?;
-        let call = round_trip::with_extras(call, &extras.into_core()?);
-        let kind = self.kind;
+        let call = self
+            .algorithm
+            .limit_with_extras_call(
+                &key,
+                now,
+                cost(rate)?,
+                &dynamic_refs(&dynamic_keys),
+                &extras.into_core()?,
+            )
+            .map_err(arg_error)?;
+        let algorithm = self.algorithm;
         let sink = store.completions.clone();
         let StoreKind::Remote(client) = &store.kind else {
             return Err(invalid_arg(
@@ -736,7 +425,7 @@ impl NativeAlgorithm {
                 Box::new(move |reply| {
                     match reply
                         .map_err(|e| e.to_string())
-                        .and_then(|r| kind.extras_outcome(&r, now).map_err(|e| e.reason))
+                        .and_then(|r| algorithm.extras_outcome(&r, now).map_err(|e| e.to_string()))
                     {
                         Ok(outcome) => {
                             if let Some(text) = outcome.analytics_error {
@@ -763,11 +452,16 @@ impl NativeAlgorithm {
     ) -> Result<PromiseRaw<'env, Vec<f64>>> {
         let now = clock(now)?;
         let call = self
-            .kind
+            .algorithm
             .remaining_call(&key, now, &dynamic_refs(&dynamic_keys));
-        let kind = self.kind;
+        let algorithm = self.algorithm;
         let reply = run(&store.kind, call)?;
-        env.spawn_future(async move { kind.remaining_outcome(&reply.await?, now) })
+        env.spawn_future(async move {
+            algorithm
+                .remaining_outcome(&reply.await?, now)
+                .map(|numbers| numbers.to_vec())
+                .map_err(call_error)
+        })
     }
 
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
@@ -777,7 +471,7 @@ impl NativeAlgorithm {
         store: &NativeStore,
         key: String,
     ) -> Result<PromiseRaw<'env, ()>> {
-        let call = self.kind.reset_call(&key);
+        let call = self.algorithm.reset_call(&key);
         let reply = run(&store.kind, call)?;
         env.spawn_future(async move {
             reply.await?;
@@ -806,17 +500,19 @@ pub fn memory_limit(
     // SAFETY: the typed array's memory stays valid for this synchronous call, and no JS runs
     // (so nothing else can touch it) until the call returns.
     let out = unsafe { out.as_mut() };
-    let kind = Kind::from_numbers(kind, a, b, c)?;
+    let algorithm = algorithm_from_numbers(kind, a, b, c)?;
     if out.len() < 4 {
         return Err(invalid_arg("out needs room for 4 numbers"));
     }
-    let numbers = kind.limit_numbers_in_memory(
+    let numbers = in_memory::limit_numbers(
         &MemoryStore::global(),
+        &algorithm,
         &key,
         clock(now)?,
         cost(rate)?,
         &dynamic_refs(&dynamic_keys),
-    )?;
+    )
+    .map_err(store_error)?;
     out[..4].copy_from_slice(&numbers);
     Ok(())
 }

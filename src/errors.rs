@@ -1,7 +1,7 @@
 //! Core errors → JS errors. Messages come from the core and never contain credentials.
 
 use napi::{Error, Status};
-use ratelimit_core::stores::StoreError;
+use ratelimit_core::reply::StoreError;
 
 pub(crate) fn store_error(err: StoreError) -> Error {
     let status = match err {

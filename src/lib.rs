@@ -4,7 +4,6 @@
 
 mod algorithm;
 mod args;
-mod batch_records;
 mod errors;
 mod limit_batch;
 mod memory_batch;

@@ -10,17 +10,17 @@
 //!
 //! Record layout (`RECORD` numbers per call; `lib/redis.js` writes the same):
 //! `[id, kind, a, b, c, now, rate, waitMs, keyLength]`, where `kind, a, b, c` is the algorithm
-//! as `Kind::from_numbers` reads it, `waitMs` ≤ 0 means "no timeout", and `keyLength` counts
+//! as `Algorithm::from_numbers` reads it, `waitMs` ≤ 0 means "no timeout", and `keyLength` counts
 //! UTF-16 units of that call's key in `keys`, the keys of all records in order.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::algorithm::wait_limit;
+use crate::algorithm::{queue_limit, wait_limit};
 use crate::args::{clock, cost};
-use crate::batch_records::{push_key, Algorithms};
 use crate::errors::invalid_arg;
 use crate::store::{NativeStore, StoreKind};
+use ratelimit_core::batch_records::{push_key, Algorithms};
 
 /// Numbers per call in a batch's records.
 const RECORD: usize = 9;
@@ -61,9 +61,12 @@ pub fn limit_batch(
         offset = end;
         key.clear();
         push_key(&mut key, units);
-        let kind = algorithms.read([record[1], record[2], record[3], record[4]]);
+        let kind = algorithms
+            .read([record[1], record[2], record[3], record[4]])
+            .map_err(crate::args::arg_error);
         let queued = kind.and_then(|kind| {
-            kind.queue_limit(
+            queue_limit(
+                kind,
                 client,
                 sink,
                 id,

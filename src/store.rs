@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
-use ratelimit_core::stores::memory::MemoryStore;
-use ratelimit_core::stores::remote::{RemoteOptions, RemoteStore};
-use ratelimit_core::stores::{Reply, StoreError};
+use ratelimit_core::js_reply::reply_to_json;
+use ratelimit_core::reply::StoreError;
+use ratelimit_stores::memory::MemoryStore;
+use ratelimit_stores::remote::{RemoteOptions, RemoteStore};
 
 use crate::errors::store_error;
 
@@ -377,15 +378,6 @@ pub fn stock_script(script: String) -> Option<crate::algorithm::ScriptInvocation
         keys: Vec::new(),
         args: Vec::new(),
     })
-}
-
-fn reply_to_json(reply: &Reply) -> serde_json::Value {
-    match reply {
-        Reply::Nil => serde_json::Value::Null,
-        Reply::Int(i) => serde_json::Value::from(*i),
-        Reply::Bytes(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
-        Reply::Array(items) => serde_json::Value::Array(items.iter().map(reply_to_json).collect()),
-    }
 }
 
 fn wall_clock_ms() -> u64 {

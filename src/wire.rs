@@ -22,8 +22,8 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use ratelimit_core::stores::remote::{RemoteStore, Spawner};
-use ratelimit_core::stores::wire_transport::{Received, WireFailure};
+use ratelimit_stores::remote::{RemoteStore, Spawner};
+use ratelimit_stores::wire_transport::{Received, WireFailure};
 
 use crate::errors::invalid_arg;
 use crate::store::{Completions, NativeStore, StoreKind, UpstashRestStoreOptions};

@@ -1,9 +1,9 @@
 import type { NextConfig } from "next";
 
 const nextConfig: NextConfig = {
-  // ratelimit-native is a native addon (a `.node` binary). Bundlers cannot put it into a chunk,
-  // so Next.js must leave it to Node's own `require` at run time. Without this line `next build`
-  // fails with "... .node (node addon) is not placeable in ESM chunks".
+  // Optional: for the native engine. ratelimit-native's addon is a `.node` binary, which a bundle
+  // cannot hold, so this leaves the package to Node's own `require` at run time. Without it the
+  // app still builds and runs, on the WebAssembly build of the same core (one warning says so).
   serverExternalPackages: ["ratelimit-native"],
 
   // This app lives inside the ratelimit-native repository, which has its own package-lock.json;

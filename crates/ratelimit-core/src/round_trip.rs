@@ -23,11 +23,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::args::ArgError;
+use crate::reply::Reply;
 use crate::scripts::{
     Script, ScriptCall, FIXED_WINDOW_LIMIT, KEY_LOCKING_SHEBANG, SLIDING_WINDOW_LIMIT,
     TOKEN_BUCKET_LIMIT,
 };
-use crate::stores::Reply;
 
 /// The deny-list part of a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -205,6 +206,60 @@ pub fn with_extras(call: ScriptCall, extras: &Extras) -> ScriptCall {
         args.extend(r.denied_members.iter().cloned());
     }
     ScriptCall { script, keys, args }
+}
+
+/// What a binding receives for the extras, field by field (each optional), checked into
+/// [`Extras`]: the deny-list keys go together, as do the analytics key and members.
+#[derive(Debug, Default, Clone)]
+pub struct ExtrasParts {
+    pub deny_list_key: Option<String>,
+    pub status_key: Option<String>,
+    pub values: Option<Vec<String>>,
+    pub events_key: Option<String>,
+    pub allowed_member: Option<String>,
+    pub blocked_member: Option<String>,
+    pub denied_members: Option<Vec<String>>,
+}
+
+impl ExtrasParts {
+    pub fn into_extras(self) -> Result<Extras, ArgError> {
+        let protection = match (self.deny_list_key, self.status_key) {
+            (Some(deny_list_key), Some(status_key)) => Some(Protection {
+                deny_list_key,
+                status_key,
+                values: self.values.unwrap_or_default(),
+            }),
+            (None, None) => None,
+            _ => return Err(ArgError("denyListKey and statusKey go together".into())),
+        };
+        let values = protection.as_ref().map_or(0, |p| p.values.len());
+        let analytics = match (self.events_key, self.allowed_member, self.blocked_member) {
+            (Some(events_key), Some(allowed_member), Some(blocked_member)) => {
+                let denied_members = self.denied_members.unwrap_or_default();
+                if denied_members.len() != values {
+                    return Err(ArgError(
+                        "deniedMembers needs one member per protection value".into(),
+                    ));
+                }
+                Some(AnalyticsRecord {
+                    events_key,
+                    allowed_member,
+                    blocked_member,
+                    denied_members,
+                })
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(ArgError(
+                    "eventsKey, allowedMember and blockedMember go together".into(),
+                ))
+            }
+        };
+        Ok(Extras {
+            protection,
+            analytics,
+        })
+    }
 }
 
 /// Decodes `{limit reply, denied flags, status, analytics error}`.

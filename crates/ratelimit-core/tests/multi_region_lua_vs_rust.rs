@@ -13,7 +13,7 @@ use ratelimit_core::algorithms::multi_region::{
     MultiSlidingWindowLimitReply,
 };
 use ratelimit_core::num::js_number_string;
-use ratelimit_core::stores::Reply;
+use ratelimit_core::reply::Reply;
 use ratelimit_core::ScriptCall;
 use redis::aio::MultiplexedConnection;
 use redis::Value;

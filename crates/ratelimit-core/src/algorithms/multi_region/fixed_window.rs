@@ -12,8 +12,8 @@ use crate::algorithms::{arg, LimitOutcome, RemainingOutcome};
 use crate::error::ReplyError;
 use crate::keys::{self, ResetTarget};
 use crate::num::{js_max, lua_tonumber};
+use crate::reply::Reply;
 use crate::scripts::{ScriptCall, MULTI_FIXED_WINDOW_LIMIT, MULTI_FIXED_WINDOW_REMAINING};
-use crate::stores::Reply;
 
 /// Parameters of a multi-region fixed window limiter.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -35,7 +35,7 @@ pub use sliding_window::{
 
 use crate::error::ReplyError;
 use crate::num::{js_number_string, lua_tonumber};
-use crate::stores::Reply;
+use crate::reply::Reply;
 
 /// A hash as `HGETALL` lists it: `(field, value)` pairs, in insertion order (see the module
 /// docs). Fields are request ids, values the text of their rate.

@@ -18,8 +18,8 @@ use crate::algorithms::{arg, LimitOutcome, RemainingOutcome};
 use crate::error::ReplyError;
 use crate::keys::{self, ResetTarget};
 use crate::num::{js_max, js_number_string, lua_mod, lua_reply_integer};
+use crate::reply::Reply;
 use crate::scripts::{ScriptCall, MULTI_SLIDING_WINDOW_LIMIT, MULTI_SLIDING_WINDOW_REMAINING};
-use crate::stores::Reply;
 
 /// Parameters of a multi-region sliding window limiter.
 #[derive(Debug, Clone, Copy, PartialEq)]

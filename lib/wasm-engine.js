@@ -1,0 +1,15 @@
+'use strict'
+// The WebAssembly engine: wasm-bindgen's glue (wasm/glue.mjs or glue.cjs, built by
+// scripts/build-wasm.mjs) initialised with the compiled module. Each entry hands in the module
+// the way its runtime allows: Edge and Workers import it statically; Node.js compiles it from
+// the bytes shipped in wasm/bytes.cjs (lib/node-engine.js). Nothing here requires a file, so an
+// Edge bundle takes in only what its entry imports.
+
+/** The engine's exports, from a `WebAssembly.Module` and the glue. */
+function wasmEngine(module, glue) {
+  glue.initSync({ module })
+  const { initSync, default: _init, ...binding } = glue
+  return binding
+}
+
+module.exports = { wasmEngine }
