@@ -20,6 +20,8 @@ export const CONTENDERS = {
   'native-tcp': { label: 'ratelimit-native, Redis over TCP (redis://, no REST server)', ours: true, peer: 'rlflex-redis' },
   'native-compat': { label: 'ratelimit-native, compat path (plain object → @upstash/redis)', ours: true, rest: true, peer: 'rlflex-redis' },
   'native-memory': { label: 'ratelimit-native, Redis.memory()', ours: true, memory: true, peer: 'rlflex-memory' },
+  'wasm-rest': { label: 'ratelimit-native on WebAssembly, own Redis (REST through fetch)', ours: true, rest: true, peer: 'rlflex-redis' },
+  'wasm-memory': { label: 'ratelimit-native on WebAssembly, Redis.memory()', ours: true, memory: true, peer: 'rlflex-memory' },
   'upstash-js': { label: '@upstash/ratelimit 2.2.0 + @upstash/redis 1.39', rest: true },
   'rlflex-redis': { label: 'rate-limiter-flexible RateLimiterRedis (ioredis)', fixedOnly: true },
   'rlflex-memory': { label: 'rate-limiter-flexible RateLimiterMemory', memory: true, fixedOnly: true },
@@ -52,7 +54,7 @@ export function applicable(contender, workload) {
   const c = CONTENDERS[contender]
   const w = WORKLOADS[workload]
   if (w.memoryOnly) return Boolean(c.memory)
-  if (w.analytics) return ['native-rest', 'native-tcp', 'upstash-js'].includes(contender)
+  if (w.analytics) return ['native-rest', 'native-tcp', 'wasm-rest', 'upstash-js'].includes(contender)
   if (w.algorithm === 'sliding') return !c.fixedOnly
   return true
 }
@@ -86,6 +88,14 @@ async function makeLimiter(name, w, cfg) {
     }
   }
 
+  if (name.startsWith('wasm-')) {
+    // The WebAssembly engine on Node.js, as an Edge runtime or a Next.js bundle runs it.
+    process.env.RATELIMIT_NATIVE_ENGINE = 'wasm'
+    const { Ratelimit, Redis, engine } = require(ROOT)
+    if (engine !== 'wasm') return `the WebAssembly engine did not load (engine: ${engine})`
+    if (name === 'wasm-rest') return upstashStyle(Ratelimit, new Redis(restOpts))
+    return upstashStyle(Ratelimit, w.distinct ? Redis.memory({ maxKeys: distinctCap(w, cfg) }) : Redis.memory())
+  }
   if (name.startsWith('native-')) {
     const { Ratelimit, Redis } = require(ROOT)
     const { Redis: UpstashRedis } = await import('@upstash/redis')

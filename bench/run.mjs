@@ -288,6 +288,22 @@ function targets(results) {
   out.push(`- c=1: ≥ 5× upstash-js ops/s — ${vsUpstash(['c1-fixed', 'c1-sliding'], 5)}`)
   out.push(`- c=64: ≥ 3× upstash-js ops/s with Node CPU per call ≤ 1/5 of upstash-js — ${vsUpstash(['c64-fixed', 'c64-sliding'], 3, true)}`)
   out.push(`- over-limit flood: ≥ 2× upstash-js ops/s — ${vsUpstash(['flood64'], 2)}`)
+  // The WebAssembly engine (Edge runtimes, Workers, bundles), on Node.js here.
+  const wasmVs = (wls, min) => {
+    const parts = []
+    let met = true
+    for (const w of wls) {
+      const ours = cell(w, 'wasm-rest')
+      const up = cell(w, 'upstash-js')
+      if (!ours || !up || ours.unavailable) continue
+      const r = ours.opsPerSec / up.opsPerSec
+      met &&= r >= min
+      parts.push(`${WORKLOADS[w].title}: ${r.toFixed(2)}× (Node CPU/call ${fmt(ours.cpu)} vs ${fmt(up.cpu)} µs)`)
+    }
+    return parts.length ? `${ok(met)} — ${parts.join('; ')}` : 'not measured in this run'
+  }
+  out.push(`- WebAssembly engine, REST through fetch: c=64 ≥ 1.5× upstash-js ops/s — ${wasmVs(['c64-fixed', 'c64-sliding'], 1.5)}`)
+  out.push(`- WebAssembly engine, REST through fetch: c=1 never slower than upstash-js — ${wasmVs(['c1-fixed', 'c1-sliding'], 1)}`)
 
   const mem = cell('keys1m', 'native-memory')
   const rl = cell('keys1m', 'rlflex-memory')
@@ -444,6 +460,8 @@ async function main() {
       }
     }
     loads.push(os.loadavg()[0].toFixed(2))
+    const costs = wasmCosts()
+    if (costs.failed) failures++
     const md = [
       '# ratelimit-native benchmark results',
       '',
@@ -459,6 +477,8 @@ async function main() {
       '## Results',
       '',
       ...workloads.flatMap((w) => [table(w, results[w], results), '']),
+      costs.text,
+      '',
       NOTES,
       '',
     ].join('\n')
@@ -475,6 +495,13 @@ async function main() {
     log(`${failures} run(s) failed`)
     process.exitCode = 1
   }
+}
+
+/** The WebAssembly module's size, and import + first limit() in Vercel's edge-runtime. */
+function wasmCosts() {
+  const result = spawnSync(process.execPath, [join(HERE, 'wasm-costs.mjs')], { encoding: 'utf8', timeout: 120_000 })
+  if (result.status !== 0) return { failed: true, text: `## WebAssembly costs\n\nnot measured: ${(result.stderr || result.stdout).trim().split('\n').pop()}` }
+  return { failed: false, text: result.stdout.trim() }
 }
 
 main().catch((err) => {

@@ -1,0 +1,54 @@
+// Deno and Bun (from the npm registry) load the package as Node.js does, on the native addon, and
+// limit on the memory store and through the REST server in front of a real redis-server.
+
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { startStack } from './helpers/servers.mjs'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const BIN = join(ROOT, 'node_modules', '.bin')
+
+const SCRIPT = `import { createRequire } from 'node:module'
+const { Ratelimit, Redis, engine } = createRequire(import.meta.url)(${JSON.stringify(join(ROOT, 'index.js'))})
+const results = {}
+for (const [name, redis] of [['memory', Redis.memory()], ['rest', new Redis({ url: process.env.REST_URL, token: process.env.REST_TOKEN })]]) {
+  const rl = new Ratelimit({ redis, limiter: Ratelimit.slidingWindow(3, '30 s'), prefix: 'rt' + Date.now() + name })
+  const got = await Promise.all(Array.from({ length: 5 }, () => rl.limit('user')))
+  results[name] = got.filter((r) => r.success).length
+}
+console.log(JSON.stringify({ engine, ...results }))
+`
+
+let stack
+let dir
+before(async () => {
+  stack = await startStack()
+  dir = mkdtempSync(join(tmpdir(), 'rln-runtimes-'))
+  writeFileSync(join(dir, 'check.mjs'), SCRIPT)
+})
+after(async () => {
+  await stack?.stop()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+for (const [runtime, args] of [
+  ['deno', ['run', '-A', '--quiet']],
+  ['bun', ['run']],
+]) {
+  test(`${runtime}: the package loads on the native engine and limits (memory store and REST)`, { timeout: 60_000 }, () => {
+    const { RATELIMIT_NATIVE_ENGINE, ...env } = process.env
+    const result = spawnSync(join(BIN, runtime), [...args, join(dir, 'check.mjs')], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 50_000,
+      env: { ...env, REST_URL: stack.rest.url, REST_TOKEN: stack.rest.token, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
+    })
+    assert.equal(result.status, 0, `${result.stdout}\n${result.stderr}`)
+    assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').pop()), { engine: 'native', memory: 3, rest: 3 })
+  })
+}
