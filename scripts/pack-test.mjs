@@ -168,10 +168,12 @@ const ROOT_ALLOWED = [
   /^README\.md$/,
   /^LICENSE$/,
   /^index\.js$/,
+  /^index\.(edge|workerd)\.mjs$/,
   /^index\.d\.ts$/,
   /^native\.cjs$/,
   /^native\.d\.cts$/,
-  /^lib\/[\w.-]+\.(js|d\.ts)$/,
+  /^lib\/[\w.-]+\.(js|mjs|d\.ts)$/,
+  /^wasm\/(ratelimit_wasm_bg\.wasm|glue\.mjs|glue\.cjs|bytes\.cjs)$/,
   /^bin\/ratelimit-native\.js$/,
 ]
 const JUNK = /(^|\/)(__test__|test|tests|e2e|bench|benchmark|examples|demo|scripts|docs|src|crates|target|npm|node_modules|\.github|\.ci)\/|\.(rs|node|log|tgz|map|orig|rej)$|(^|\/)(Cargo\.(toml|lock)|build\.rs|\.gitignore|\.DS_Store|package-lock\.json|rustfmt\.toml)$|\.test\.|\.spec\./
@@ -451,7 +453,16 @@ async function checkWasmEntries(app) {
       mainFields: ['module', 'main'],
       conditions: [condition],
       logLevel: 'silent',
-      plugins: [{ name: 'wasm', setup: (b) => b.onResolve({ filter: /\.wasm(\?module)?$/ }, wasmImport) }],
+      plugins: [
+        {
+          name: 'wasm',
+          setup: (b) => {
+            b.onResolve({ filter: /\.wasm(\?module)?$/ }, wasmImport)
+            // Next.js and Vercel hand a `?module` import over as a module the host compiled.
+            b.onLoad({ filter: /.*/, namespace: 'host' }, () => ({ contents: 'export default globalThis.__wasm', loader: 'js' }))
+          },
+        },
+      ],
     })
     return { code: result.outputFiles[0].text, inputs: Object.keys(result.metafile.inputs) }
   }
@@ -461,18 +472,16 @@ async function checkWasmEntries(app) {
     path: args.path,
     namespace: 'host',
   }))
-  check('edge-light resolves the installed index.edge.mjs', edge.inputs.some((p) => p.endsWith(`node_modules/${PKG.name}/index.edge.mjs`)), edge.inputs.filter((p) => p.includes(PKG.name)).join(' '))
+  const entryOf = (inputs) => inputs.find((p) => /node_modules\/[^/]+\/index\.[\w.]+$/.test(p))?.replace(/^.*node_modules\//, '') ?? 'no entry'
+  check('edge-light resolves the installed index.edge.mjs', entryOf(edge.inputs) === `${PKG.name}/index.edge.mjs`, entryOf(edge.inputs))
   check('edge-light bundle holds neither the addon loader nor node:net', !edge.inputs.some((p) => /native\.cjs|native-addon|wire\.js|bytes\.cjs/.test(p)))
   const { EdgeRuntime } = await import('edge-runtime')
-  const runtime = new EdgeRuntime({
-    initialCode: `globalThis.__wasm = new WebAssembly.Module(globalThis.__bytes);\n${edge.code.replace(/require\("host:[^"]*"\)|import\s+\w+\s+from\s*"[^"]*\.wasm\?module"/g, 'globalThis.__wasm')}`,
-    extend: (context) => Object.assign(context, { __bytes: new Uint8Array(wasm) }),
-  })
+  const runtime = new EdgeRuntime({ initialCode: edge.code, extend: (context) => Object.assign(context, { __wasm: new WebAssembly.Module(wasm) }) })
   let answer = await runtime.dispatchFetch('http://edge.test/').then((res) => res.text()).catch((e) => String(e))
   check('edge-light: limit() on Redis.memory() in edge-runtime', answer === expected, answer)
 
   const worker = await bundle('workerd', 'export default { fetch: () => check().then((r) => Response.json(r)) }', () => ({ path: './ratelimit_wasm_bg.wasm', external: true }))
-  check('workerd resolves the installed index.workerd.mjs', worker.inputs.some((p) => p.endsWith(`node_modules/${PKG.name}/index.workerd.mjs`)), worker.inputs.filter((p) => p.includes(PKG.name)).join(' '))
+  check('workerd resolves the installed index.workerd.mjs', entryOf(worker.inputs) === `${PKG.name}/index.workerd.mjs`, entryOf(worker.inputs))
   const { Miniflare } = await import('miniflare')
   const mf = new Miniflare({
     modules: [
