@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // `npm run bench [-- --quick] [--rounds N] [--warmup S] [--duration S] [--keys N]
-//                 [--workloads a,b] [--contenders a,b] [--pin split|one-core]`
+//                 [--workloads a,b] [--contenders a,b] [--pin split|one-core] [--out RESULTS.x.md]`
 // Starts a throwaway redis-server and the project's REST server (pinned to core 1 when taskset
 // works), runs every contender × workload in its own process (`bench/contender.mjs`, pinned to
 // core 0), round by round in a random order, then one short pass per REST contender through a
 // counting proxy for HTTP requests per call. Prints the tables and writes bench/RESULTS.md.
 // `--pin one-core` is a diagnostic, never the judged run: everything shares core 1, so no call
 // wakes the other core (what that costs a call on this machine), and the results go to
-// bench/RESULTS.one-core.md.
+// bench/RESULTS.one-core.md. `--out RESULTS.x.md` sends a partial run's tables to bench/RESULTS.x.md.
 // Exits non-zero only on errors (a crash, a rejected call that should pass), never on numbers.
 
 import { spawn, spawnSync } from 'node:child_process'
@@ -35,8 +35,12 @@ const { values: opt } = parseArgs({
     workloads: { type: 'string' },
     contenders: { type: 'string' },
     pin: { type: 'string', default: 'split' },
+    // Where a partial run writes its tables (a file name under bench/), so it does not replace
+    // the full run's RESULTS.md.
+    out: { type: 'string' },
   },
 })
+if (opt.out !== undefined && !/^RESULTS\.[\w-]+\.md$/.test(opt.out)) die(`--out takes a name like RESULTS.wasm.md, not ${opt.out}`)
 const list = (s, all) => (s ? s.split(',').filter((x) => all.includes(x) || die(`unknown name ${x}`)) : null)
 const die = (msg) => {
   log(msg)
@@ -485,7 +489,7 @@ async function main() {
     process.stdout.write(`${md}\n`)
     // A --quick run is a smoke test: it prints its tables but keeps the committed full results.
     // So does a one-core diagnostic run (its own file).
-    const out = join(HERE, opt.quick ? 'RESULTS.quick.md' : ONE_CORE ? 'RESULTS.one-core.md' : 'RESULTS.md')
+    const out = join(HERE, opt.out ?? (opt.quick ? 'RESULTS.quick.md' : ONE_CORE ? 'RESULTS.one-core.md' : 'RESULTS.md'))
     writeFileSync(out, md)
     log(`wrote ${out}`)
   } finally {
