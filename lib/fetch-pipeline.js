@@ -106,7 +106,7 @@ class FetchPipeline {
       body = undefined
     }
     if (!response.ok) {
-      const message = typeof body?.error === 'string' ? body.error : snippet(text, this.#token)
+      const message = typeof body?.error === 'string' ? body.error : text
       throw new UpstashError(`${snippet(message, this.#token)} (HTTP ${response.status})`)
     }
     if (!Array.isArray(body) || body.length !== batch.length) {

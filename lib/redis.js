@@ -3,13 +3,15 @@
 // - `Redis.memory()` → the embedded store: algorithms run in Rust in this process, answered
 //   synchronously (no thread hop, no I/O);
 // - our own `Redis` (and an unmodified `@upstash/redis` instance, whose base URL and token are
-//   read: lib/upstash-client.js) → the native store: concurrent calls batched into one /pipeline request; on http:// the
-//   request travels on a socket of Node's event loop (lib/wire.js), on https:// through the
-//   native client (rustls);
+//   read: lib/upstash-client.js) → the native store: concurrent calls batched into one
+//   /pipeline request; on http:// the request travels on a socket of Node's event loop
+//   (lib/wire.js), on https:// through the native client (rustls);
 // - our own `Redis` on a redis:// URL → the same native store over TCP (RESP): concurrent calls
 //   batched into one Redis pipeline, no REST server in between;
 // - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double, a
-//   client whose methods the user replaced) → the compat path: the same scripts, sent through that object's methods from JS.
+//   client whose methods the user replaced) → the compat path: the same scripts, sent through
+//   that object's methods from JS. (On the WebAssembly engine every remote client is one: our
+//   `Redis` there sends through lib/fetch-pipeline.js.)
 
 const engine = require('./engine')
 const { DeadlineQueue } = require('./deadlines')

@@ -348,10 +348,7 @@ impl NativeStore {
 }
 
 fn known_script(name: &str) -> Result<&'static ratelimit_core::Script> {
-    ratelimit_core::scripts::all()
-        .iter()
-        .copied()
-        .find(|s| s.name == name)
+    ratelimit_core::scripts::named(name)
         .ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown script {name:?}")))
 }
 
@@ -371,12 +368,13 @@ pub fn known_script_source(name: String) -> Result<crate::algorithm::ScriptInvoc
 /// key-locking flag): the script without that line, and its SHA1; null for a script without it.
 #[napi(catch_unwind)]
 pub fn stock_script(script: String) -> Option<crate::algorithm::ScriptInvocation> {
-    let stock = ratelimit_core::scripts::stock_source_of(&script);
-    (stock.len() != script.len()).then(|| crate::algorithm::ScriptInvocation {
-        sha1: ratelimit_core::scripts::hex_sha1(stock),
-        script: stock.to_string(),
-        keys: Vec::new(),
-        args: Vec::new(),
+    ratelimit_core::scripts::stock_variant(&script).map(|(stock, sha1)| {
+        crate::algorithm::ScriptInvocation {
+            sha1,
+            script: stock.to_string(),
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
     })
 }
 

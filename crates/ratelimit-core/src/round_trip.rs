@@ -209,8 +209,10 @@ pub fn with_extras(call: ScriptCall, extras: &Extras) -> ScriptCall {
 }
 
 /// What a binding receives for the extras, field by field (each optional), checked into
-/// [`Extras`]: the deny-list keys go together, as do the analytics key and members.
-#[derive(Debug, Default, Clone)]
+/// [`Extras`]: the deny-list keys go together, as do the analytics key and members. Field names
+/// as JS spells them when deserialised (the WebAssembly binding reads the object directly).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ExtrasParts {
     pub deny_list_key: Option<String>,
     pub status_key: Option<String>,

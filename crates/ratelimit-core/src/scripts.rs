@@ -166,6 +166,18 @@ pub fn all() -> &'static [&'static Script] {
     &ALL
 }
 
+/// The package's script named `name` (see [`Script::name`]).
+pub fn named(name: &str) -> Option<&'static Script> {
+    ALL.iter().copied().find(|s| s.name == name)
+}
+
+/// For a script text with the key-locking line: the text stock Redis runs and its SHA1; `None`
+/// for a text without that line.
+pub fn stock_variant(source: &str) -> Option<(&str, String)> {
+    let stock = stock_source_of(source);
+    (stock.len() != source.len()).then(|| (stock, hex_sha1(stock)))
+}
+
 /// The script whose SHA1 is `sha1` (lower or upper case hex).
 pub fn by_sha1(sha1: &str) -> Option<&'static Script> {
     ALL.iter()

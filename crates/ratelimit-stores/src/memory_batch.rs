@@ -3,7 +3,7 @@
 //!
 //! On the memory store the state change itself takes a fraction of a microsecond; most of a
 //! single `memoryLimit` call is the crossing (napi-rs converting nine arguments, borrowing the
-//! output array, and V8 entering and leaving the callback. The facade (`lib/memory-batch.js`)
+//! output array, and V8 entering and leaving the callback). The facade (`lib/memory-batch.js`)
 //! instead writes each call's numbers into a reused `Float64Array` and appends its key to one
 //! string, and hands the turn's calls over at the end of the turn (a microtask): one crossing,
 //! one string conversion and one array borrow per turn.
@@ -17,7 +17,7 @@
 //!
 //! Record layout (`RECORD` numbers per call; `lib/memory-batch.js` writes the same):
 //! `[kind, a, b, c, now, rate, keyLength]`, where `kind, a, b, c` is the algorithm as
-//! `Kind::from_numbers` reads it and `keyLength` counts UTF-16 units of that call's key in
+//! `Algorithm::from_numbers` reads it and `keyLength` counts UTF-16 units of that call's key in
 //! `keys`, the keys of all records in order. Answers go to `out`, four numbers per record:
 //! `[success (1/0), limit, remaining, reset]`.
 

@@ -18,19 +18,6 @@ pub struct NativeAlgorithm {
     algorithm: Algorithm,
 }
 
-/// What rides along with a limit call (the same fields as the Node addon's `LimitExtras`).
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct LimitExtras {
-    deny_list_key: Option<String>,
-    status_key: Option<String>,
-    values: Option<Vec<String>>,
-    events_key: Option<String>,
-    allowed_member: Option<String>,
-    blocked_member: Option<String>,
-    denied_members: Option<Vec<String>>,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ExtrasOutcome {
@@ -169,18 +156,9 @@ impl NativeAlgorithm {
         dynamic_keys: Option<Vec<String>>,
         extras: JsValue,
     ) -> Result<JsValue, JsError> {
-        let extras: LimitExtras = from_js(extras)?;
-        let extras = ExtrasParts {
-            deny_list_key: extras.deny_list_key,
-            status_key: extras.status_key,
-            values: extras.values,
-            events_key: extras.events_key,
-            allowed_member: extras.allowed_member,
-            blocked_member: extras.blocked_member,
-            denied_members: extras.denied_members,
-        }
-        .into_extras()
-        .map_err(js_error)?;
+        let extras = from_js::<ExtrasParts>(extras)?
+            .into_extras()
+            .map_err(js_error)?;
         let call = self
             .algorithm
             .limit_with_extras_call(

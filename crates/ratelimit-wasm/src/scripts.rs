@@ -47,11 +47,8 @@ pub fn parse_duration(window: &str) -> Result<f64, JsError> {
 /// The SHA1 and text of one of the package's own scripts, for the compat path.
 #[wasm_bindgen(js_name = knownScriptSource)]
 pub fn known_script_source(name: &str) -> Result<JsValue, JsError> {
-    let script: &Script = scripts::all()
-        .iter()
-        .copied()
-        .find(|s| s.name == name)
-        .ok_or_else(|| JsError::new(&format!("unknown script {name:?}")))?;
+    let script: &Script =
+        scripts::named(name).ok_or_else(|| JsError::new(&format!("unknown script {name:?}")))?;
     to_js(&ScriptInvocation {
         sha1: script.sha1().to_string(),
         script: script.source.to_string(),
@@ -64,14 +61,13 @@ pub fn known_script_source(name: &str) -> Result<JsValue, JsError> {
 /// null for a script without that line.
 #[wasm_bindgen(js_name = stockScript)]
 pub fn stock_script(script: &str) -> Result<JsValue, JsError> {
-    let stock = scripts::stock_source_of(script);
-    if stock.len() == script.len() {
-        return Ok(JsValue::NULL);
+    match scripts::stock_variant(script) {
+        None => Ok(JsValue::NULL),
+        Some((stock, sha1)) => to_js(&ScriptInvocation {
+            sha1,
+            script: stock.to_string(),
+            keys: Vec::new(),
+            args: Vec::new(),
+        }),
     }
-    to_js(&ScriptInvocation {
-        sha1: scripts::hex_sha1(stock),
-        script: stock.to_string(),
-        keys: Vec::new(),
-        args: Vec::new(),
-    })
 }
