@@ -71,6 +71,14 @@ after(async () => {
   await Promise.all([stack?.stop(), second?.stop()])
 })
 
+/** One command on the REST server, from the test itself → its result. */
+async function rest(command) {
+  const response = await fetch(stack.rest.url, { method: 'POST', headers: { authorization: `Bearer ${stack.rest.token}` }, body: JSON.stringify(command) })
+  const body = await response.json()
+  assert.equal(response.status, 200, JSON.stringify(body))
+  return body.result
+}
+
 /** The scenarios, against one runtime's `run(query)` → JSON. */
 function scenarios(runtimeName, run, runtimeInMessage) {
   test(`${runtimeName}: the WebAssembly engine runs`, T, async () => {
@@ -84,6 +92,21 @@ function scenarios(runtimeName, run, runtimeInMessage) {
       assert.equal(outcome.limit, 10)
       assert.equal(outcome.remaining, 0)
       assert.equal(outcome.afterReset, 10)
+    })
+  }
+
+  for (const flavour of ['default', 'cloudflare', 'fastly']) {
+    test(`${runtimeName}: an @upstash/redis${flavour === 'default' ? '' : `/${flavour}`} client: exact counts with analytics (sliding window and token bucket)`, T, async () => {
+      for (const algorithm of ['slidingWindow', 'tokenBucket']) {
+        const prefix = fresh()
+        assert.deepEqual(await run(`scenario=upstashClient&flavour=${flavour}&algorithm=${algorithm}&prefix=${prefix}`), { admitted: 10, remaining: 0 }, algorithm)
+        const [key, ...others] = await rest(['KEYS', `${prefix}:events:*`])
+        assert.equal(others.length, 0)
+        const counted = {}
+        const entries = await rest(['ZRANGE', key, '0', '-1', 'WITHSCORES'])
+        for (let i = 0; i < entries.length; i += 2) counted[JSON.parse(entries[i]).success] = Number(entries[i + 1])
+        assert.deepEqual(counted, { true: 10, false: 5 }, `${algorithm}: analytics written`)
+      }
     })
   }
 

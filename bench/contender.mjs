@@ -20,7 +20,7 @@ export const CONTENDERS = {
   'native-tcp': { label: 'ratelimit-native, Redis over TCP (redis://, no REST server)', ours: true, peer: 'rlflex-redis' },
   'native-compat': { label: 'ratelimit-native, compat path (plain object → @upstash/redis)', ours: true, rest: true, peer: 'rlflex-redis' },
   'native-memory': { label: 'ratelimit-native, Redis.memory()', ours: true, memory: true, peer: 'rlflex-memory' },
-  'wasm-rest': { label: 'ratelimit-native on WebAssembly, own Redis (REST through fetch)', ours: true, rest: true, peer: 'rlflex-redis' },
+  'wasm-rest': { label: 'ratelimit-native on WebAssembly, own Redis (REST)', ours: true, rest: true, peer: 'rlflex-redis' },
   'wasm-memory': { label: 'ratelimit-native on WebAssembly, Redis.memory()', ours: true, memory: true, peer: 'rlflex-memory' },
   'upstash-js': { label: '@upstash/ratelimit 2.2.0 + @upstash/redis 1.39', rest: true },
   'rlflex-redis': { label: 'rate-limiter-flexible RateLimiterRedis (ioredis)', fixedOnly: true },

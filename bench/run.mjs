@@ -306,8 +306,8 @@ function targets(results) {
     }
     return parts.length ? `${ok(met)} — ${parts.join('; ')}` : 'not measured in this run'
   }
-  out.push(`- WebAssembly engine, REST through fetch: c=64 ≥ 1.5× upstash-js ops/s — ${wasmVs(['c64-fixed', 'c64-sliding'], 1.5)}`)
-  out.push(`- WebAssembly engine, REST through fetch: c=1 never slower than upstash-js — ${wasmVs(['c1-fixed', 'c1-sliding'], 1)}`)
+  out.push(`- WebAssembly engine, REST: c=64 ≥ 1.5× upstash-js ops/s — ${wasmVs(['c64-fixed', 'c64-sliding'], 1.5)}`)
+  out.push(`- WebAssembly engine, REST: c=1 never slower than upstash-js — ${wasmVs(['c1-fixed', 'c1-sliding'], 1)}`)
 
   const mem = cell('keys1m', 'native-memory')
   const rl = cell('keys1m', 'rlflex-memory')

@@ -269,7 +269,8 @@ function counterAlgorithm(algo, staticLimit, describe) {
     },
     [CACHED_BLOCK]: { value: (ctx, identifier, rate) => blockedResponse(ctx, identifier, callCost(rate)) },
     // After CACHED_BLOCK said no: the queued call, answered with the response built from its
-    // numbers (or the guard's timeout/error answers: redis.js guardedCall).
+    // numbers (or the guard's timeout/error answers: redis.js guardedCall); null where the
+    // store cannot take this call.
     [REMOTE_LIMIT]: {
       value: (ctx, identifier, rate, store, guard, timeoutMs) => {
         const incrementBy = callCost(rate)
@@ -283,6 +284,9 @@ function counterAlgorithm(algo, staticLimit, describe) {
           const limit = { algorithm: asNumbers, key: identifier, now, rate: incrementBy, waitMs: ctx[WAIT_MS] }
           return store.guardedCall(null, answer, guard, timeoutMs, now, limit)
         }
+        // A batched limit store takes nothing else (redis.js limitStoreFor): the caller's
+        // general path answers this call.
+        if (store.limitsOnly) return null
         return store.guardedCall(limitIssuer(algo, store, ctx, identifier, now, incrementBy, dyn), answer, guard, timeoutMs, now)
       },
     },

@@ -4,7 +4,7 @@
 // package's entry installs one before the facade is used: index.js (Node.js, Bun, Deno: the
 // addon, or the WebAssembly module where the addon cannot be loaded), index.edge.mjs and
 // index.workerd.mjs (WebAssembly). Only the addon has remote stores (REST on its own sockets,
-// Redis over TCP); on the WebAssembly engine requests go through `fetch` (lib/fetch-pipeline.js).
+// Redis over TCP); on the WebAssembly engine requests go through JS (lib/rest-pipeline.js).
 
 const engine = {}
 

@@ -8,7 +8,7 @@ const { blockUntilReady } = require('./block-until-ready')
 const algorithms = require('./algorithms')
 const { EphemeralCache } = require('./cache')
 const protection = require('./protection')
-const { decideStore, storeOfContext } = require('./redis')
+const { decideStore, storeOfContext, limitStoreFor } = require('./redis')
 const telemetry = require('./telemetry')
 const { analyticsWriteError } = require('./errors')
 
@@ -101,7 +101,10 @@ class RegionRatelimit {
     const plain = this.limiter[algorithms.BUILT_IN]?.carriesExtras && !this.analytics && !this.enableProtection
     this.#algorithm = plain ? this.limiter() : null
     this.#syncStore = plain && store?.sync ? store : null
-    this.#remoteStore = plain && store && !store.sync ? store : null
+    // On the WebAssembly engine our Redis has a store for plain limit() calls only, without
+    // dynamic limits (which read another key).
+    const remote = plain && !store?.sync ? limitStoreFor(this.ctx.redis, store) : null
+    this.#remoteStore = remote && !(remote.limitsOnly && this.dynamicLimits) ? remote : null
     this.#analyticsInScript = Boolean(this.analytics && this.limiter[algorithms.BUILT_IN]?.carriesExtras)
   }
 
@@ -136,7 +139,8 @@ class RegionRatelimit {
       }
       if (this.#remoteStore) {
         try {
-          return fast[algorithms.REMOTE_LIMIT](this.ctx, key, req?.rate, this.#remoteStore, this.#guard, this.timeout)
+          const queued = fast[algorithms.REMOTE_LIMIT](this.ctx, key, req?.rate, this.#remoteStore, this.#guard, this.timeout)
+          if (queued !== null) return queued
         } catch (error) {
           return new Promise((resolve) => resolve(this.#guard.onError(error)))
         }

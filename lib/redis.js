@@ -11,14 +11,15 @@
 // - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double, a
 //   client whose methods the user replaced) → the compat path: the same scripts, sent through
 //   that object's methods from JS. (On the WebAssembly engine every remote client is one: our
-//   `Redis` there sends through lib/fetch-pipeline.js.)
+//   `Redis` there sends through lib/rest-pipeline.js, which also takes plain limit() calls in
+//   batches: `limitStoreFor`.)
 
 const engine = require('./engine')
 const { DeadlineQueue } = require('./deadlines')
 const { flushMemoryBatch } = require('./memory-batch')
 const { upstashCredentials, REPLACED_COMMANDS } = require('./upstash-client')
 const { storeError, asStoreError, rethrowStoreError } = require('./errors')
-const { FetchPipeline } = require('./fetch-pipeline')
+const { RestPipeline } = require('./rest-pipeline')
 const { runtimeName } = require('./runtime')
 
 /**
@@ -139,9 +140,9 @@ class PendingCalls {
  *   may throw to reject); with `issue` null, `limit` goes into the LimitBatch instead;
  * - `handOver()` gives the buffered limit calls to the native queue (the store's flush does).
  * A timer is held while calls are pending, because the native callback does not keep the
- * process alive by itself.
+ * process alive by itself (`keepAlive`; a JS client's request in flight does).
  */
-function batchedCalls(store, flushSoon, wire) {
+function batchedCalls(store, flushSoon, wire, keepAlive = true) {
   const pending = new PendingCalls()
   const limits = new LimitBatch()
   const deadlines = new Map() // timeout ms → DeadlineQueue
@@ -218,7 +219,7 @@ function batchedCalls(store, flushSoon, wire) {
       limits.add(id, limit)
     }
     pending.add(id, entry)
-    if (pending.size === 1) {
+    if (pending.size === 1 && keepAlive) {
       keeper ??= keepAliveTimer(() => {}, 1 << 30)
       keeper.ref()
     }
@@ -340,6 +341,44 @@ function remember(redis, native, wire = false) {
   return entry
 }
 
+/**
+ * Our Redis on the WebAssembly engine → the store its plain limit() calls take (as the native
+ * stores' fast path: records buffered per turn, one Promise per call, shared deadline timers),
+ * written and read by the module in one crossing per batch (lib/rest-pipeline.js). Everything
+ * else on that client takes the compat path through its methods, into the same pipeline.
+ */
+const limitStoreOf = new WeakMap()
+
+function rememberPipeline(redis, pipeline) {
+  let buffered = 0
+  const flushSoon = () => {
+    if (pipeline.wouldFill(++buffered)) pipeline.flush()
+    else pipeline.flushSoon()
+  }
+  const calls = batchedCalls(pipeline, flushSoon, false, false)
+  const handOver = calls.handOver
+  calls.handOver = () => {
+    buffered = 0
+    handOver()
+  }
+  // Commands queued by the compat path, and each send, first take the buffered limit calls,
+  // so the request keeps the order calls were made in.
+  pipeline.beforeQueue = calls.handOver
+  limitStoreOf.set(redis, { native: pipeline, sync: false, limitsOnly: true, flushSoon, guardedCall: calls.guardedCall })
+}
+
+/**
+ * The store a plain limit() on `redis` takes: its native store (nativeStoreFor), or, on the
+ * WebAssembly engine, our Redis' batched limit store (`limitsOnly`: a limit call with nothing
+ * around it, no dynamic limits; everything else goes through the client's methods). Null when
+ * neither applies or the user replaced one of its commands.
+ */
+function limitStoreFor(redis, store) {
+  if (store) return store
+  const batched = limitStoreOf.get(redis)
+  return batched && ownCommandsIntact(redis) ? batched : null
+}
+
 /** `tls: { rejectUnauthorized: false }`: certificates are not verified (https:// and rediss://). */
 function acceptInvalidCerts(config) {
   const tls = config.tls
@@ -409,15 +448,11 @@ class Redis {
       rememberRest(this, url, token, acceptInvalid)
       defineCommands(this, nativeSend(this))
     } else {
-      // The WebAssembly engine: the limiter's scripts go through these commands (compat path),
-      // which travel in one /pipeline request per turn through `fetch`.
-      if (acceptInvalid) {
-        throw new Error(
-          `ratelimit-native: tls: { rejectUnauthorized: false } needs the native engine; requests on ${runtimeName()} go through fetch, which always verifies certificates`,
-        )
-      }
+      // The WebAssembly engine: plain limit() calls in batches the module writes, everything
+      // else through these commands (compat path), in one /pipeline request per turn.
       remember(this, null)
-      const pipeline = new FetchPipeline(url, token)
+      const pipeline = new RestPipeline(url, token, acceptInvalid)
+      rememberPipeline(this, pipeline)
       defineCommands(this, (args) => pipeline.command(args))
     }
     Object.defineProperty(this, 'url', { value: url.replace(/\/$/, ''), enumerable: true })
@@ -575,4 +610,4 @@ function rememberRest(redis, url, token, acceptInvalid) {
   return remember(redis, engine.NativeStore.upstashRest(url, token, { acceptInvalidCerts: acceptInvalid }))
 }
 
-module.exports = { Redis, nativeStoreFor, decideStore, storeOfContext, parseReply }
+module.exports = { Redis, nativeStoreFor, decideStore, storeOfContext, limitStoreFor, parseReply }

@@ -9,15 +9,19 @@ const SDK = `ratelimit-native@${version}`
 const tagged = new WeakSet()
 
 function disabledByEnv() {
-  return typeof process !== 'undefined' && Boolean(process.env?.UPSTASH_DISABLE_TELEMETRY)
+  try {
+    return typeof process !== 'undefined' && Boolean(process.env?.UPSTASH_DISABLE_TELEMETRY)
+  } catch {
+    return false // an environment that may not be read (Deno without --allow-env)
+  }
 }
 
 function tagClient(redis, enableTelemetry = true) {
-  if (!enableTelemetry || disabledByEnv()) return
-  if (!redis || typeof redis !== 'object' || tagged.has(redis)) return
-  tagged.add(redis)
+  if (!enableTelemetry || !redis || typeof redis !== 'object' || tagged.has(redis)) return
   try {
-    if (typeof redis.addTelemetry === 'function') redis.addTelemetry({ sdk: SDK })
+    if (typeof redis.addTelemetry !== 'function' || disabledByEnv()) return
+    tagged.add(redis)
+    redis.addTelemetry({ sdk: SDK })
   } catch {
     // Telemetry must never break a limiter.
   }

@@ -9,6 +9,9 @@
 function wasmEngine(module, glue) {
   glue.initSync({ module })
   const { initSync, default: _init, ...binding } = glue
+  // The napi binding's `limitBatch(store, …)` queues on its native store; here the store is
+  // the JS REST client (lib/rest-pipeline.js), which has the module write the batch.
+  binding.limitBatch = (store, records, count, keys) => store.limitBatch(records, count, keys)
   return binding
 }
 

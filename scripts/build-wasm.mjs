@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // Builds the WebAssembly engine into wasm/ (git-ignored, shipped in the package):
-//   wasm/ratelimit_wasm_bg.wasm   the module (crates/ratelimit-wasm, wasm-bindgen, wasm-opt -Oz),
+//   wasm/ratelimit_wasm_bg.wasm   the module (crates/ratelimit-wasm, wasm-bindgen, wasm-opt -Os),
 //                                 imported statically by the Edge and Workers entries
 //   wasm/glue.mjs, wasm/glue.cjs  wasm-bindgen's JS glue (`--target web`), cut to what the
 //                                 facade uses by esbuild: no default loader, so no
 //                                 `new URL(…, import.meta.url)` for bundlers to chase
 //   wasm/bytes.cjs                the module's bytes (base64), for Node.js when the addon cannot
 //                                 be loaded (a bundle that could not take the .node file)
-// Installs what it needs when missing: the wasm32-unknown-unknown target (rustup) and the
-// wasm-bindgen CLI at the version of the wasm-bindgen crate. `--if-stale`: only when the Rust
+// Installs what it needs when missing: the wasm32-unknown-unknown target (rustup, else Debian's
+// rustc-web toolchain) and the wasm-bindgen CLI at the version of the wasm-bindgen crate. `--if-stale`: only when the Rust
 // sources are newer than the last build.
 
 import { spawnSync } from 'node:child_process'
@@ -44,10 +44,36 @@ function bindgenVersion() {
   return match[1]
 }
 
-function ensureTarget() {
-  const installed = output('rustup', ['target', 'list', '--installed'])
-  if (installed === null) throw new Error('rustup is needed to add the wasm32-unknown-unknown target')
-  if (!installed.split('\n').includes(TARGET)) run('rustup', ['target', 'add', TARGET])
+/**
+ * How to build for wasm32: rustup's toolchain with the target added, or, where rustup cannot
+ * add it (no rustup, the target cannot be downloaded) or RATELIMIT_NATIVE_WASM_TOOLCHAIN=debian
+ * asks for it, Debian's `rustc-web` toolchain (installed with apt-get when missing), which
+ * rebuilds std for the target from its sources. Returns `{ cargo, args, env }` for the build.
+ */
+function wasmToolchain() {
+  if (process.env.RATELIMIT_NATIVE_WASM_TOOLCHAIN !== 'debian') {
+    const installed = output('rustup', ['target', 'list', '--installed'])
+    if (installed !== null && installed.split('\n').includes(TARGET)) return { cargo: 'cargo', args: [], env: process.env }
+    if (installed !== null) {
+      const added = spawnSync('rustup', ['target', 'add', TARGET], { cwd: ROOT, stdio: 'inherit' })
+      if (added.status === 0) return { cargo: 'cargo', args: [], env: process.env }
+    }
+    log(installed === null ? 'rustup is not installed' : `rustup could not add ${TARGET}`)
+  }
+  log("building with Debian's rustc-web toolchain instead")
+  const debianRustc = '/usr/bin/rustc'
+  if (!existsSync(debianRustc) || !existsSync('/usr/lib/rustlib/src/rust/library')) {
+    if (output('apt-get', ['--version']) === null) throw new Error(`cannot build for ${TARGET}: rustup cannot add the target and apt-get is not available for Debian's rustc-web`)
+    run('apt-get', ['update'])
+    run('apt-get', ['install', '-y', 'rustc-web', 'cargo-web', 'rust-web-src', 'rust-web-llvm'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  }
+  // RUSTC_BOOTSTRAP lets this stable toolchain rebuild std (-Zbuild-std); it is set for this
+  // one build only.
+  return {
+    cargo: '/usr/bin/cargo',
+    args: ['-Zbuild-std=std,panic_abort'],
+    env: { ...process.env, RUSTC: debianRustc, RUSTC_BOOTSTRAP: '1', RUSTUP_TOOLCHAIN: '' },
+  }
 }
 
 function ensureBindgen(version) {
@@ -74,9 +100,9 @@ function acceptModulesFromOtherRealms(file) {
 }
 
 function build() {
-  ensureTarget()
+  const toolchain = wasmToolchain()
   const bindgen = ensureBindgen(bindgenVersion())
-  run('cargo', ['build', '-p', 'ratelimit-wasm', '--target', TARGET, '--profile', 'wasm'])
+  run(toolchain.cargo, ['build', '-p', 'ratelimit-wasm', '--target', TARGET, '--profile', 'wasm', ...toolchain.args], { env: toolchain.env })
   const raw = join(ROOT, 'target', TARGET, 'wasm', 'ratelimit_wasm.wasm')
   const work = mkdtempSync(join(tmpdir(), 'rln-wasm-'))
   try {
@@ -84,12 +110,12 @@ function build() {
     acceptModulesFromOtherRealms(join(work, 'ratelimit_wasm.js'))
     mkdirSync(OUT, { recursive: true })
     const wasm = join(OUT, 'ratelimit_wasm_bg.wasm')
-    run(join(ROOT, 'node_modules', '.bin', 'wasm-opt'), ['-Oz', '--enable-bulk-memory', '--enable-nontrapping-float-to-int', '--enable-sign-ext', '--enable-mutable-globals', join(work, 'ratelimit_wasm_bg.wasm'), '-o', wasm])
+    run(join(ROOT, 'node_modules', '.bin', 'wasm-opt'), ['-Os', '--enable-bulk-memory', '--enable-nontrapping-float-to-int', '--enable-sign-ext', '--enable-mutable-globals', join(work, 'ratelimit_wasm_bg.wasm'), '-o', wasm])
     // Only what the facade imports, so the glue's default loader (and its import.meta.url) goes.
     const entry = join(work, 'entry.mjs')
     writeFileSync(
       entry,
-      "export { initSync, NativeAlgorithm, NativeMultiRegionAlgorithm, NativeStore, knownScriptSource, memoryLimit, memoryLimitBatch, parseDuration, stockScript } from './ratelimit_wasm.js'\n",
+      "export { initSync, NativeAlgorithm, NativeMultiRegionAlgorithm, NativeStore, knownScriptSource, limitBatchBody, limitBatchOutcomes, memoryLimit, memoryLimitBatch, parseDuration, stockScript } from './ratelimit_wasm.js'\n",
     )
     const esbuild = join(ROOT, 'node_modules', '.bin', 'esbuild')
     const banner = '// Generated by scripts/build-wasm.mjs from wasm-bindgen\'s glue (crates/ratelimit-wasm). Do not edit.'

@@ -168,7 +168,7 @@ const ROOT_ALLOWED = [
   /^README\.md$/,
   /^LICENSE$/,
   /^index\.js$/,
-  /^index\.(edge|workerd)\.mjs$/,
+  /^index\.(edge|workerd|browser)\.mjs$/,
   /^index\.d\.ts$/,
   /^native\.cjs$/,
   /^native\.d\.cts$/,
@@ -206,7 +206,7 @@ function checkPacks(suffix, binarySource, dest) {
 
   const unexpected = root.paths.filter((p) => !ROOT_ALLOWED.some((re) => re.test(p)) || JUNK.test(p))
   check('root tarball holds only the runtime files', unexpected.length === 0, unexpected.length ? `unexpected: ${unexpected.join(', ')}` : '')
-  const needed = ['package.json', 'index.js', 'index.edge.mjs', 'index.workerd.mjs', 'index.d.ts', 'native.cjs', 'native.d.cts', 'lib/native-addon.js', 'lib/wasm-engine.js', 'wasm/ratelimit_wasm_bg.wasm', 'wasm/glue.mjs', 'wasm/glue.cjs', 'wasm/bytes.cjs', 'bin/ratelimit-native.js', 'README.md', 'LICENSE']
+  const needed = ['package.json', 'index.js', 'index.edge.mjs', 'index.workerd.mjs', 'index.browser.mjs', 'index.d.ts', 'native.cjs', 'native.d.cts', 'lib/native-addon.js', 'lib/wasm-engine.js', 'wasm/ratelimit_wasm_bg.wasm', 'wasm/glue.mjs', 'wasm/glue.cjs', 'wasm/bytes.cjs', 'bin/ratelimit-native.js', 'README.md', 'LICENSE']
   const missing = needed.filter((p) => !root.paths.includes(p))
   check('root tarball has the entry points, loader, types, bin, README and LICENSE', missing.length === 0, missing.length ? `missing: ${missing.join(', ')}` : '')
   check('root tarball has no native binary', !root.paths.some((p) => p.endsWith('.node')))
@@ -434,9 +434,10 @@ export async function check() {
 `
 
 /**
- * The installed package under the Edge and Workers export conditions, bundled by esbuild as
- * Next.js and wrangler resolve it, then run: edge-light in Vercel's edge-runtime, workerd in a
- * real workerd (Miniflare), each limiting on the memory store.
+ * The installed package under the Edge, Workers and browser export conditions, bundled by
+ * esbuild as Next.js, wrangler and a web app's bundler resolve it, then run: edge-light in
+ * Vercel's edge-runtime, workerd in a real workerd (Miniflare), browser in Deno (no browser can
+ * be installed here), each limiting on the memory store.
  */
 async function checkWasmEntries(app) {
   const { build } = await import('esbuild')
@@ -448,7 +449,7 @@ async function checkWasmEntries(app) {
       bundle: true,
       write: false,
       metafile: true,
-      format: condition === 'workerd' ? 'esm' : 'iife',
+      format: condition === 'edge-light' ? 'iife' : 'esm',
       platform: 'neutral',
       mainFields: ['module', 'main'],
       conditions: [condition],
@@ -496,6 +497,18 @@ async function checkWasmEntries(app) {
     await mf.dispose()
   }
   check('workerd: limit() on Redis.memory() in workerd (Miniflare)', answer === expected, answer)
+
+  // A web app's bundler: the module's bytes are in the bundle, compiled with top-level await.
+  const browser = await bundle('browser', 'console.log(JSON.stringify(await check()))', () => ({ errors: [{ text: 'the browser entry imports no .wasm file' }] }))
+  check('browser resolves the installed index.browser.mjs', entryOf(browser.inputs) === `${PKG.name}/index.browser.mjs`, entryOf(browser.inputs))
+  writeFileSync(join(app, 'browser-bundle.mjs'), browser.code)
+  const deno = spawnSync(join(ROOT, 'node_modules', '.bin', 'deno'), ['run', '--quiet', join(app, 'browser-bundle.mjs')], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
+  })
+  answer = deno.status === 0 ? deno.stdout.trim() : `exit ${deno.status}: ${deno.stderr.trim().split('\n').slice(-3).join(' | ')}`
+  check('browser: limit() on Redis.memory() in a browser-like runtime (Deno, no permissions)', answer === expected, answer)
 }
 
 // --- main -----------------------------------------------------------------------------------

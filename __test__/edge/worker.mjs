@@ -3,6 +3,9 @@
 // answers its outcome as JSON. Bundled by the test for each runtime, with "ratelimit-native"
 // resolved to that runtime's entry (index.edge.mjs or index.workerd.mjs).
 import { Ratelimit, MultiRegionRatelimit, Redis, UpstashError, engine } from 'ratelimit-native'
+import { Redis as UpstashRedis } from '@upstash/redis'
+import { Redis as CloudflareRedis } from '@upstash/redis/cloudflare'
+import { Redis as FastlyRedis } from '@upstash/redis/fastly'
 
 const limiters = {
   fixedWindow: () => Ratelimit.fixedWindow(10, '30 s'),
@@ -24,6 +27,22 @@ const scenarios = {
     await rl.resetUsedTokens('user')
     const afterReset = await rl.getRemaining('user')
     return { admitted: results.filter((r) => r.success).length, limit: results[0].limit, remaining: remaining.remaining, afterReset: afterReset.remaining }
+  },
+
+  /** The limiter on each flavour of @upstash/redis as its client (its own methods, its fetch). */
+  upstashClient: async (env, params) => {
+    const config = { url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN }
+    const redis = {
+      default: () => new UpstashRedis(config),
+      cloudflare: () => CloudflareRedis.fromEnv(env),
+      // Fastly names the backend a request goes to; other runtimes' fetch ignores the option.
+      fastly: () => new FastlyRedis({ ...config, backend: 'upstash' }),
+    }[params.get('flavour')]()
+    const rl = new Ratelimit({ redis, limiter: limiters[params.get('algorithm')](), prefix: params.get('prefix'), ephemeralCache: false, analytics: true })
+    const results = await Promise.all(Array.from({ length: 15 }, () => rl.limit('user')))
+    await Promise.all(results.map((r) => r.pending))
+    const remaining = await rl.getRemaining('user')
+    return { admitted: results.filter((r) => r.success).length, remaining: remaining.remaining }
   },
 
   /** Analytics and protection travel with the limit; a denied value answers denyList. */

@@ -77,12 +77,17 @@ pub fn write_body(commands: &[&Command], as_eval: bool) -> Result<Vec<u8>, Store
         if i > 0 {
             body.push(b',');
         }
-        command.with_parts(as_eval, false, |parts| {
-            serde_json::to_writer(&mut body, parts).map_err(|e| StoreError::Internal(e.to_string()))
-        })?;
+        write_item(&mut body, command, as_eval)?;
     }
     body.push(b']');
     Ok(body)
+}
+
+/// One command of a `/pipeline` body (a JSON array of strings), appended to `body`.
+pub fn write_item(body: &mut Vec<u8>, command: &Command, as_eval: bool) -> Result<(), StoreError> {
+    command.with_parts(as_eval, false, |parts| {
+        serde_json::to_writer(&mut *body, parts).map_err(|e| StoreError::Internal(e.to_string()))
+    })
 }
 
 /// A `/pipeline` answer's items, or how the whole request failed: 502/503 mean the REST server
