@@ -8,7 +8,20 @@
 /** The engine's exports, from a `WebAssembly.Module` and the glue. */
 function wasmEngine(module, glue) {
   glue.initSync({ module })
-  const { initSync, default: _init, ...binding } = glue
+  const { initSync, default: _init, seedHashKeys, ...binding } = glue
+  // The memory store's hash keys get the host's randomness (the module has none of its own), so
+  // identifiers cannot be crafted to collide in its tables. Drawn when the first store is made:
+  // Workers refuse random values at a module's top level.
+  let seeded = false
+  binding.NativeStore = {
+    memory(options) {
+      if (!seeded) {
+        seedHashKeys(globalThis.crypto.getRandomValues(new Uint8Array(16)))
+        seeded = true
+      }
+      return glue.NativeStore.memory(options)
+    },
+  }
   // The napi binding's `limitBatch(store, …)` queues on its native store; here the store is
   // the JS REST client (lib/rest-pipeline.js), which has the module write the batch.
   binding.limitBatch = (store, records, count, keys) => store.limitBatch(records, count, keys)

@@ -28,7 +28,7 @@ use std::sync::{Arc, LazyLock};
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::DashMap;
 
-use crate::window_key::{BuildFoldHasher, WindowKey, WindowKeys};
+use crate::window_key::{BuildFoldHasher, KeyedState, WindowKey, WindowKeys};
 use ratelimit_core::algorithms::{BucketState, BucketWrite, CounterWrite};
 use ratelimit_core::num::lua_tonumber;
 use ratelimit_core::reply::{Reply, StoreError};
@@ -93,8 +93,8 @@ pub struct MemoryStore {
     /// Window counters, by hashed key.
     windows: DashMap<WindowKey, WindowCounter, BuildFoldHasher>,
     window_keys: WindowKeys,
-    /// Every other key, by its text.
-    map: DashMap<Box<str>, Entry>,
+    /// Every other key, by its text (keyed like the window hashes: see window_key.rs).
+    map: DashMap<Box<str>, Entry, KeyedState>,
     /// At least the number of keys held (new keys add one; removals do not subtract), reset to
     /// the exact count by every sweep and whenever it reaches `max_keys`. The cap check reads
     /// it instead of counting: `DashMap::len` locks every shard of both tables.
@@ -117,7 +117,7 @@ impl MemoryStore {
         Arc::new(MemoryStore {
             windows: DashMap::with_hasher(BuildFoldHasher),
             window_keys: WindowKeys::new(),
-            map: DashMap::new(),
+            map: DashMap::with_hasher(KeyedState::new()),
             text_window_keys: AtomicBool::new(false),
             keys_bound: AtomicUsize::new(0),
             max_keys: AtomicUsize::new(max_keys.max(1)),

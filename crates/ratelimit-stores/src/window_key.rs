@@ -6,13 +6,56 @@
 //! 16-byte slot field plus a heap allocation (64 bytes for a typical 40-byte key). At a million
 //! keys that halves the store's memory and saves an allocation per new key.
 //!
-//! The hash is two independently keyed SipHash-1-3 (std's `RandomState`, seeded from the OS per
-//! process), so identifiers chosen by clients cannot be crafted to collide; a chance collision
-//! of both 64-bit halves among a million keys is about 2^-88. Resets by identifier stay exact:
-//! they match the hash of `<prefix>:<identifier>`.
+//! The hash is two independently keyed SipHash-1-3 (keys from std's `RandomState`, seeded from
+//! the OS per process, mixed with the host's randomness where there is no OS: `seed_hash_keys`),
+//! so identifiers chosen by clients cannot be crafted to collide; a chance collision of both
+//! 64-bit halves among a million keys is about 2^-88. Resets by identifier stay exact: they match
+//! the hash of `<prefix>:<identifier>`.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
+
+use siphasher::sip::SipHasher13;
+
+/// Randomness the host hands in (the WebAssembly binding: `crypto.getRandomValues`), mixed into
+/// every hash key. On `wasm32-unknown-unknown` std's `RandomState` has no OS randomness and its
+/// keys are the same in every isolate, so without this identifiers could be crafted to collide
+/// in the memory store's tables.
+static HOST_SEED: OnceLock<[u64; 2]> = OnceLock::new();
+
+/// Mixes `seed` into the hash keys of every memory store made from now on (the first call wins;
+/// false when a seed was already set).
+pub fn seed_hash_keys(seed: [u64; 2]) -> bool {
+    HOST_SEED.set(seed).is_ok()
+}
+
+/// A SipHash-1-3 `BuildHasher` with secret keys: the OS's (through `RandomState`, new keys each
+/// time) mixed with the host's seed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyedState {
+    k0: u64,
+    k1: u64,
+}
+
+impl KeyedState {
+    pub(crate) fn new() -> KeyedState {
+        let os = RandomState::new();
+        let host = HOST_SEED.get().copied().unwrap_or_default();
+        KeyedState {
+            k0: os.hash_one(0u8) ^ host[0],
+            k1: os.hash_one(1u8) ^ host[1],
+        }
+    }
+}
+
+impl BuildHasher for KeyedState {
+    type Hasher = SipHasher13;
+
+    fn build_hasher(&self) -> SipHasher13 {
+        SipHasher13::new_with_keys(self.k0, self.k1)
+    }
+}
 
 /// `<prefix>:<identifier>` hashed, plus the window number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,15 +75,15 @@ impl std::hash::Hash for WindowKey {
 
 /// The hash keys of one store.
 pub(crate) struct WindowKeys {
-    first: RandomState,
-    second: RandomState,
+    first: KeyedState,
+    second: KeyedState,
 }
 
 impl WindowKeys {
     pub(crate) fn new() -> WindowKeys {
         WindowKeys {
-            first: RandomState::new(),
-            second: RandomState::new(),
+            first: KeyedState::new(),
+            second: KeyedState::new(),
         }
     }
 
@@ -140,6 +183,21 @@ impl BuildHasher for BuildFoldHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_keyed_state_has_its_own_keys_and_the_host_seed_changes_them() {
+        let a = KeyedState::new();
+        let b = KeyedState::new();
+        assert_ne!((a.k0, a.k1), (b.k0, b.k1));
+        assert_ne!(a.hash_one("p:user"), b.hash_one("p:user"));
+        assert_eq!(a.hash_one("p:user"), a.hash_one("p:user"));
+        // The seed is XORed into the keys: the same OS keys with another seed hash otherwise.
+        let seeded = KeyedState {
+            k0: a.k0 ^ 0x1234_5678_9abc_def0,
+            k1: a.k1 ^ 0x0fed_cba9_8765_4321,
+        };
+        assert_ne!(a.hash_one("p:user"), seeded.hash_one("p:user"));
+    }
 
     #[test]
     fn only_canonical_window_keys_are_compacted() {

@@ -9,6 +9,7 @@ use ratelimit_core::js_reply::reply_to_json;
 use ratelimit_stores::memory::MemoryStore;
 use ratelimit_stores::memory_algorithm as in_memory;
 use ratelimit_stores::memory_batch::answer_batch;
+use ratelimit_stores::window_key;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
@@ -30,6 +31,20 @@ impl NativeStore {
     pub(crate) fn memory(&self) -> &Arc<MemoryStore> {
         &self.memory
     }
+}
+
+/// Mixes the host's randomness (32 bytes from `crypto.getRandomValues`) into the memory store's
+/// hash keys; called once when the engine is installed, before any store is made. (This target's
+/// std has no randomness of its own.) False when the keys were seeded already.
+#[wasm_bindgen(js_name = seedHashKeys)]
+pub fn seed_hash_keys(bytes: &[u8]) -> Result<bool, JsError> {
+    let seed: [u8; 16] = bytes
+        .get(..16)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| JsError::new("ratelimit-native: seedHashKeys needs at least 16 bytes"))?;
+    let (a, b) = seed.split_at(8);
+    let word = |half: &[u8]| u64::from_le_bytes(half.try_into().unwrap_or_default());
+    Ok(window_key::seed_hash_keys([word(a), word(b)]))
 }
 
 #[wasm_bindgen]
