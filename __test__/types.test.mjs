@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { test } from 'node:test'
 import { dirname, join } from 'node:path'
@@ -25,12 +25,19 @@ const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
 
 /** A throwaway project outside the repository with ratelimit-native's types installed (and
  * @upstash/redis' when `withUpstashRedis`), compiling `file` from __test__/types/. */
-function compileAsUser(file, { withUpstashRedis, moduleResolution }) {
+function compileAsUser(file, { withUpstashRedis, moduleResolution, extraPackages = [], types = [] }) {
   const dir = mkdtempSync(join(tmpdir(), 'rln-types-'))
   try {
     const pkg = join(dir, 'node_modules', 'ratelimit-native')
     mkdirSync(pkg, { recursive: true })
-    for (const name of ['package.json', 'index.d.ts']) copyFileSync(join(ROOT, name), join(pkg, name))
+    for (const name of ['package.json', 'index.d.ts', 'lib/otel.d.ts', 'lib/middleware/options.d.ts', 'lib/middleware/hono.d.ts', 'lib/middleware/express.d.ts', 'lib/middleware/fastify.d.ts', 'lib/middleware/next.d.ts']) {
+      mkdirSync(dirname(join(pkg, name)), { recursive: true })
+      copyFileSync(join(ROOT, name), join(pkg, name))
+    }
+    for (const name of extraPackages) {
+      mkdirSync(dirname(join(dir, 'node_modules', name)), { recursive: true })
+      symlinkSync(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name), 'dir')
+    }
     if (withUpstashRedis) {
       mkdirSync(join(dir, 'node_modules', '@upstash'), { recursive: true })
       symlinkSync(join(ROOT, 'node_modules', '@upstash', 'redis'), join(dir, 'node_modules', '@upstash', 'redis'), 'dir')
@@ -44,10 +51,10 @@ function compileAsUser(file, { withUpstashRedis, moduleResolution }) {
           strict: true,
           noEmit: true,
           target: 'ES2022',
-          module: nodeStyle ? 'commonjs' : 'esnext',
+          module: nodeStyle ? 'commonjs' : moduleResolution === 'node16' ? 'node16' : 'esnext',
           moduleResolution,
           skipLibCheck: false,
-          types: [],
+          types,
         },
         files: ['main.ts'],
       }),
@@ -81,4 +88,24 @@ for (const moduleResolution of ['bundler', 'node']) {
       assert.match(line, /main\.ts\(\d+,\d+\): error TS(2339|2551): Property '(incrby|hset|pipeline|pttl|incr|expire|smembers|del)' does not exist/, output)
     }
   })
+}
+
+// The framework subpaths (ratelimit-native/hono, /express, /fastify, /otel), resolved through the
+// package's exports as bundlers and Node.js resolve them, against the frameworks' own types.
+for (const moduleResolution of ['bundler', 'node16']) {
+  test(`the middleware subpaths type-check in a user's project (moduleResolution ${moduleResolution})`, () => {
+    const { status, output } = compileAsUser('middleware.ts', {
+      withUpstashRedis: false,
+      moduleResolution,
+      extraPackages: ['hono', 'fastify', '@opentelemetry/api', '@types/node', ...fastifyTypeDependencies()],
+      types: ['node'],
+    })
+    assert.equal(status, 0, `tsc reported:\n${output}`)
+  })
+}
+
+/** The packages fastify's own .d.ts files import (they must resolve from the user's project). */
+function fastifyTypeDependencies() {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'fastify', 'package.json'), 'utf8'))
+  return Object.keys(pkg.dependencies ?? {}).filter((name) => existsSync(join(ROOT, 'node_modules', name)))
 }

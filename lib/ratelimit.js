@@ -11,6 +11,8 @@ const protection = require('./protection')
 const { decideStore, storeOfContext, limitStoreFor } = require('./redis')
 const telemetry = require('./telemetry')
 const { analyticsWriteError } = require('./errors')
+const decisions = require('./decisions')
+const engine = require('./engine')
 
 const DEFAULT_PREFIX = '@upstash/ratelimit'
 const DEFAULT_TIMEOUT_MS = 5000
@@ -117,6 +119,20 @@ class RegionRatelimit {
    * Counts one request (or `req.rate` of them) for `identifier`.
    */
   limit = (identifier, req) => {
+    if (!decisions.observed()) return this.#limit(identifier, req)
+    const started = performance.now()
+    return decisions.observe(this.#limit(identifier, req), identifier, started, this.#describe)
+  }
+
+  /** What a decision message says of this limiter (lib/decisions.js). */
+  #describe = () => ({
+    prefix: this.prefix,
+    algorithm: this.limiter?.[algorithms.BUILT_IN]?.kind ?? 'custom',
+    engine: engine.name,
+    store: decisions.storeKind(this.ctx.redis),
+  })
+
+  #limit(identifier, req) {
     const fast = this.#algorithm
     if (fast) {
       // Our own algorithm with nothing around it: the same answers as the general path below,

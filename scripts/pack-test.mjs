@@ -172,7 +172,7 @@ const ROOT_ALLOWED = [
   /^index\.d\.ts$/,
   /^native\.cjs$/,
   /^native\.d\.cts$/,
-  /^lib\/[\w.-]+\.(js|mjs|d\.ts)$/,
+  /^lib\/(middleware\/)?[\w.-]+\.(js|mjs|d\.ts)$/,
   /^wasm\/(ratelimit_wasm_bg\.wasm|glue\.mjs|glue\.cjs|bytes\.cjs)$/,
   /^bin\/ratelimit-native\.js$/,
 ]

@@ -1,4 +1,4 @@
-// Shared helpers for the three rate-limited entry points of this example.
+// Shared helpers for the rate-limited entry points of this example.
 //
 // The Redis client is created on first use, not at import time: `next build` loads route modules
 // to collect page data, and it should not need UPSTASH_REDIS_REST_URL / _TOKEN to do so.
@@ -22,16 +22,17 @@ export function lazyRatelimit(create: (redis: Redis) => Ratelimit): () => Rateli
 }
 
 /**
- * The client's IP: the first entry of X-Forwarded-For, else X-Real-IP, else the socket address.
- * These headers are only trustworthy when a proxy you control (Vercel, your load balancer) sets
- * them; a client talking to `next start` directly can put anything there.
+ * The client's IP for the pages/api route (proxy.ts and the route handler get it from
+ * ratelimit-native/next): the entry the nearest proxy (Vercel, your load balancer) appended to
+ * X-Forwarded-For, i.e. the rightmost one; the entries left of it were written by the client and
+ * can be forged. Without the header, the socket address.
  */
 export function clientIp(
   header: (name: string) => string | null | undefined,
   socketAddress?: string | null,
 ): string {
-  const forwarded = header("x-forwarded-for")?.split(",")[0]?.trim();
-  return forwarded || header("x-real-ip")?.trim() || socketAddress || "unknown";
+  const forwarded = header("x-forwarded-for")?.split(",").at(-1)?.trim();
+  return forwarded || socketAddress || "unknown";
 }
 
 type Result = { limit: number; remaining: number; reset: number };

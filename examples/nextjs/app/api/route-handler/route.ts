@@ -1,7 +1,9 @@
-// An App Router route handler with its own limiter: 10 requests per rolling 60 seconds per IP.
-import { after, type NextRequest } from "next/server";
+// An App Router route handler with its own limiter: 10 requests per rolling 60 seconds per IP,
+// wrapped by ratelimit-native/next's withRateLimit (headers on every answer, 429 when over,
+// `pending` handed to after()).
 import { Ratelimit } from "ratelimit-native";
-import { clientIp, lazyRatelimit, rateLimitHeaders } from "../../../lib/ratelimit";
+import { withRateLimit } from "ratelimit-native/next";
+import { lazyRatelimit } from "../../../lib/ratelimit";
 
 // Rate limiting is per request: never prerender or cache this route.
 export const dynamic = "force-dynamic";
@@ -15,16 +17,8 @@ const ratelimit = lazyRatelimit(
     }),
 );
 
-export async function GET(request: NextRequest) {
-  const ip = clientIp((name) => request.headers.get(name));
-  const result = await ratelimit().limit(ip);
-  after(() => result.pending);
-
-  if (!result.success) {
-    return Response.json(
-      { error: "Too many requests", limitedBy: "app/api/route-handler" },
-      { status: 429, headers: rateLimitHeaders(result, true) },
-    );
-  }
-  return Response.json({ ok: true, remaining: result.remaining }, { headers: rateLimitHeaders(result) });
-}
+export const GET = withRateLimit((_request, _context, rateLimit) => Response.json({ ok: true, remaining: rateLimit?.remaining }), {
+  limiter: () => ratelimit(),
+  onLimited: (_request, decision) =>
+    Response.json({ error: "Too many requests", limitedBy: "app/api/route-handler" }, { status: 429, headers: decision.headers }),
+});

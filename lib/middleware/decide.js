@@ -1,0 +1,101 @@
+'use strict'
+// What every framework adapter shares: its options, checked once at setup, and one decision per
+// request — skip, or which limiter, which identifier and cost, the limit() call, the headers,
+// and whether the request goes on (allowed, or a timeout answered open), is refused (429) or
+// denied (403, the deny list). The adapters (hono.js, express.js, fastify.js, next.js) only read
+// the request and write the response in their framework's terms.
+
+const { compileTrust, clientAddress } = require('./client-address')
+const { checkMode, sfString, windowSeconds, rateLimitHeaders, retryAfter } = require('./headers')
+
+const HANDLERS = ['onLimited', 'onDenied', 'onError']
+
+function isLimiter(value) {
+  return value !== null && typeof value === 'object' && typeof value.limit === 'function'
+}
+
+function checkFunction(options, name) {
+  if (options[name] !== undefined && typeof options[name] !== 'function') {
+    throw new TypeError(`ratelimit-native: ${name} must be a function, got ${typeof options[name]}`)
+  }
+}
+
+/**
+ * Checks the options shared by every adapter and returns the decision function:
+ * `decide(request) → Promise<Decision>`, where `request` is `{ raw, peer, header(name) }` (the
+ * framework's request or context, the socket's remote address if any, a header reader).
+ * A Decision is `{ action: "skip" }`, or `{ action: "allow" | "limit" | "deny", result,
+ * identifier, headers: [[name, value]…], retryAfter }`.
+ */
+function decider(options, adapter) {
+  if (options === null || typeof options !== 'object') throw new TypeError(`ratelimit-native/${adapter}: options must be an object with a \`limiter\``)
+  const { limiter } = options
+  if (!isLimiter(limiter) && typeof limiter !== 'function') {
+    throw new TypeError(`ratelimit-native/${adapter}: \`limiter\` must be a Ratelimit (or a function of the request returning one), got ${limiter === null ? 'null' : typeof limiter}`)
+  }
+  for (const name of ['identify', 'skip', 'policy', 'waitUntil', ...HANDLERS]) {
+    if (name === 'policy' && typeof options.policy === 'string') continue
+    checkFunction(options, name)
+  }
+  if (typeof options.policy === 'string') sfString(options.policy)
+  const rate = options.rate ?? 1
+  if (typeof rate !== 'function' && !(typeof rate === 'number' && Number.isFinite(rate))) {
+    throw new TypeError(`ratelimit-native/${adapter}: \`rate\` must be a number or a function of the request, got ${String(rate)}`)
+  }
+  const mode = checkMode(options.headers ?? 'both')
+  const trust = compileTrust(options.trustProxy)
+  const ipHeader = options.ipHeader
+  if (ipHeader !== undefined && (typeof ipHeader !== 'string' || !/^[a-z0-9-]+$/i.test(ipHeader))) {
+    throw new TypeError(`ratelimit-native/${adapter}: \`ipHeader\` must be a header name such as "cf-connecting-ip", got ${JSON.stringify(ipHeader)}`)
+  }
+  const address = (request) => clientAddress(request, trust, ipHeader?.toLowerCase())
+
+  return async function decide(request) {
+    const raw = request.raw
+    if (options.skip && (await options.skip(raw))) return { action: 'skip' }
+    const ratelimit = isLimiter(limiter) ? limiter : await limiter(raw)
+    if (!isLimiter(ratelimit)) throw new TypeError(`ratelimit-native/${adapter}: the \`limiter\` function returned ${ratelimit === null ? 'null' : typeof ratelimit}, not a Ratelimit`)
+    const ip = address(request)
+    const identifier = options.identify ? await options.identify(raw, { clientAddress: ip }) : (ip ?? 'unknown')
+    if (typeof identifier !== 'string' || identifier === '') {
+      throw new TypeError(`ratelimit-native/${adapter}: \`identify\` must return a non-empty string, got ${JSON.stringify(identifier)}`)
+    }
+    const cost = typeof rate === 'function' ? await rate(raw) : rate
+    const userAgent = request.header('user-agent')
+    const result = await ratelimit.limit(identifier, { rate: cost, ...(ip ? { ip } : {}), ...(userAgent ? { userAgent } : {}) })
+    const now = Date.now()
+    const policy = typeof options.policy === 'function' ? await options.policy(raw, ratelimit) : (options.policy ?? 'default')
+    const headers = rateLimitHeaders(result, { mode, policy, window: windowSeconds(ratelimit), now })
+    const action = result.success ? 'allow' : result.reason === 'denyList' ? 'deny' : 'limit'
+    const decision = { action, result, identifier, headers, retryAfter: action === 'limit' ? retryAfter(result, now) : undefined }
+    if (action === 'limit') headers.push(['Retry-After', String(decision.retryAfter)])
+    return decision
+  }
+}
+
+/** The default bodies of a refusal. */
+function refusalBody(decision) {
+  return decision.action === 'deny' ? { error: 'Forbidden', reason: 'denyList' } : { error: 'Too Many Requests', retryAfter: decision.retryAfter }
+}
+
+/**
+ * Hands the response's `pending` (analytics writes, multi-region sync) to the platform's
+ * `waitUntil` when there is one, so a serverless function is not frozen before it ends; it never
+ * becomes an unhandled rejection either way.
+ */
+function keepPending(pending, waitUntil) {
+  if (!pending || typeof pending.then !== 'function') return
+  const quiet = pending.then(
+    () => {},
+    () => {},
+  )
+  if (waitUntil) {
+    try {
+      waitUntil(quiet)
+    } catch {
+      // A platform without it (Cloudflare's executionCtx getter throws outside Workers).
+    }
+  }
+}
+
+module.exports = { decider, refusalBody, keepPending }
