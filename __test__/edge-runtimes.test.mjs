@@ -32,7 +32,13 @@ async function bundle(entry, { format, footer, wasmImport }) {
     write: false,
     format,
     platform: 'browser',
-    alias: { 'ratelimit-native': join(ROOT, entry) },
+    alias: {
+      'ratelimit-native': join(ROOT, entry),
+      'ratelimit-native/hono': join(ROOT, 'lib', 'middleware', 'hono.js'),
+      'ratelimit-native/next': join(ROOT, 'lib', 'middleware', 'next.js'),
+    },
+    // Inside a Next.js app; here ratelimit-native/next's withRateLimit runs without it.
+    external: ['next/server'],
     logLevel: 'silent',
     plugins: [
       {
@@ -110,6 +116,26 @@ function scenarios(runtimeName, run, runtimeInMessage) {
     })
   }
 
+  test(`${runtimeName}: ratelimit-native/hono: 3 pass, the 4th is 429 with Retry-After; pending goes to the runtime's waitUntil`, T, async () => {
+    const prefix = fresh()
+    const { answers } = await run(`scenario=honoMiddleware&prefix=${prefix}`)
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 429], 'one client: the platform-appended entry, not the forged one')
+    assert.match(answers[0].ratelimit, /^"default";r=2;t=\d+$/)
+    assert.ok(Number(answers[3].retryAfter) >= 1)
+    // The analytics writes were handed to waitUntil; the runtime ran them.
+    const deadline = Date.now() + 5000
+    let keys = []
+    while (keys.length === 0 && Date.now() < deadline) {
+      keys = await rest(['KEYS', `${prefix}:events:*`])
+      if (keys.length === 0) await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    assert.equal(keys.length, 1, 'analytics written')
+  })
+
+  test(`${runtimeName}: ratelimit-native/next withRateLimit`, T, async () => {
+    assert.deepEqual(await run(`scenario=nextHandler&prefix=${fresh()}`), { statuses: [200, 200, 429] })
+  })
+
   test(`${runtimeName}: analytics and protection (deny list) travel with the limit`, T, async () => {
     const prefix = fresh()
     await redisBatch(stack.redis, [['SADD', `${prefix}:denyList:all`, '192.0.2.66'], ['SET', `${prefix}:ipDenyListStatus`, 'disabled']])
@@ -153,7 +179,7 @@ describe("Vercel's Edge runtime (edge-runtime), entry index.edge.mjs", () => {
   before(async () => {
     const code = await bundle('index.edge.mjs', {
       format: 'iife',
-      footer: 'addEventListener("fetch", (event) => event.respondWith(handle(event.request, globalThis.__testEnv)))',
+      footer: 'addEventListener("fetch", (event) => event.respondWith(handle(event.request, globalThis.__testEnv, event)))',
       // Next.js and Vercel hand a `?module` import over as a WebAssembly.Module made by the host.
       wasmImport: (path) => (path.endsWith('?module') ? { path, namespace: 'host-wasm' } : undefined),
     })
@@ -183,7 +209,7 @@ describe('Cloudflare Workers (workerd under Miniflare), entry index.workerd.mjs'
   before(async () => {
     const code = await bundle('index.workerd.mjs', {
       format: 'esm',
-      footer: 'export default { fetch: (request, env) => handle(request, env) }',
+      footer: 'export default { fetch: (request, env, ctx) => handle(request, env, ctx) }',
       // wrangler leaves a .wasm import to workerd, which hands it over as a WebAssembly.Module.
       wasmImport: () => ({ path: './ratelimit_wasm_bg.wasm', external: true }),
     })

@@ -285,19 +285,26 @@ test('the subpaths resolve through the package exports, with their types', () =>
 test('next: withRateLimit runs the handler when allowed (its response gets the headers) and answers 429 itself', T, async () => {
   const { withRateLimit } = require('../lib/middleware/next.js')
   const handed = []
+  // A limiter whose answers leave work behind (as analytics do), and one whose do not.
+  const inner = limiterOf(1)
+  const busy = { limit: async (id, req) => ({ ...(await inner.limit(id, req)), pending: new Promise((resolve) => setTimeout(resolve, 5)) }) }
   const handler = withRateLimit((request, context, rateLimit) => Response.json({ remaining: rateLimit.remaining, id: context.params.id }), {
-    limiter: limiterOf(1),
+    limiter: busy,
     waitUntil: (promise) => handed.push(promise),
   })
   const request = () => new Request('http://app.test/api/x', { headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.40' } })
   const allowed = await handler(request(), { params: { id: '7' } })
   assert.deepEqual([allowed.status, await allowed.json()], [200, { remaining: 0, id: '7' }])
   assert.equal(allowed.headers.get('x-ratelimit-limit'), '1')
-  assert.equal(allowed.headers.get('ratelimit-policy'), '"default";q=1;w=60')
+  assert.equal(allowed.headers.get('ratelimit-policy'), '"default";q=1', 'no window for a limiter that is not one of ours')
   const refused = await handler(request(), { params: { id: '7' } })
   assert.equal(refused.status, 429)
   assert.deepEqual(await refused.json(), { error: 'Too Many Requests', retryAfter: Number(refused.headers.get('retry-after')) })
-  assert.equal(handed.length, 2, 'pending handed over for each decision')
+  assert.equal(handed.length, 2, 'pending handed over for each decision that left work')
+  await Promise.all(handed)
+  const idle = withRateLimit(() => new Response('ok'), { limiter: limiterOf(5), waitUntil: (promise) => handed.push(promise) })
+  await idle(request(), {})
+  assert.equal(handed.length, 2, 'nothing handed over when nothing is left to do')
   const other = await handler(new Request('http://app.test/api/x', { headers: { 'x-forwarded-for': '203.0.113.41' } }), { params: { id: '8' } })
   assert.equal(other.status, 200, 'another client (the platform-appended entry differs)')
 })

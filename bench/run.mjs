@@ -466,6 +466,8 @@ async function main() {
     loads.push(os.loadavg()[0].toFixed(2))
     const costs = wasmCosts()
     if (costs.failed) failures++
+    const middleware = middlewareCosts(opt.quick)
+    if (middleware.failed) failures++
     const md = [
       '# ratelimit-native benchmark results',
       '',
@@ -482,6 +484,8 @@ async function main() {
       '',
       ...workloads.flatMap((w) => [table(w, results[w], results), '']),
       costs.text,
+      '',
+      middleware.text,
       '',
       NOTES,
       '',
@@ -505,6 +509,14 @@ async function main() {
 function wasmCosts() {
   const result = spawnSync(process.execPath, [join(HERE, 'wasm-costs.mjs')], { encoding: 'utf8', timeout: 120_000 })
   if (result.status !== 0) return { failed: true, text: `## WebAssembly costs\n\nnot measured: ${(result.stderr || result.stdout).trim().split('\n').pop()}` }
+  return { failed: false, text: result.stdout.trim() }
+}
+
+/** The framework middleware's own cost per request against its peers (bench/middleware.mjs). */
+function middlewareCosts(quick) {
+  const args = [join(HERE, 'middleware.mjs'), '--rounds', quick ? '1' : '3', '--duration', quick ? '1' : '3']
+  const result = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 15 * 60_000 })
+  if (result.status !== 0) return { failed: true, text: `## Framework middleware\n\nnot measured: ${(result.stderr || result.stdout).trim().split('\n').pop()}` }
   return { failed: false, text: result.stdout.trim() }
 }
 

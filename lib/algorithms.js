@@ -368,4 +368,7 @@ function cachedFixedWindow(tokens, window) {
   return asAlgorithm(impl, { kind: 'cachedFixedWindow', tokens, windowMs })
 }
 
-module.exports = { WAIT_MS, callCost, numberArg, fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, REMOTE_LIMIT, evalThroughClient, queued }
+/** True for the `pending` of a response that had nothing left to do (one shared resolved Promise). */
+const settledPending = (pending) => pending === RESOLVED
+
+module.exports = { settledPending, WAIT_MS, callCost, numberArg, fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, REMOTE_LIMIT, evalThroughClient, queued }

@@ -6,6 +6,9 @@ import { Ratelimit, MultiRegionRatelimit, Redis, UpstashError, engine } from 'ra
 import { Redis as UpstashRedis } from '@upstash/redis'
 import { Redis as CloudflareRedis } from '@upstash/redis/cloudflare'
 import { Redis as FastlyRedis } from '@upstash/redis/fastly'
+import { Hono } from 'hono'
+import { rateLimiter } from 'ratelimit-native/hono'
+import { withRateLimit } from 'ratelimit-native/next'
 
 const limiters = {
   fixedWindow: () => Ratelimit.fixedWindow(10, '30 s'),
@@ -43,6 +46,33 @@ const scenarios = {
     await Promise.all(results.map((r) => r.pending))
     const remaining = await rl.getRemaining('user')
     return { admitted: results.filter((r) => r.success).length, remaining: remaining.remaining }
+  },
+
+  /**
+   * ratelimit-native/hono in a Hono app on this runtime: no socket here, so the client is the
+   * X-Forwarded-For entry the platform appended; `pending` (the analytics write) goes to the
+   * runtime's own waitUntil.
+   */
+  honoMiddleware: async (env, params, ctx) => {
+    const limiter = new Ratelimit({ redis: Redis.fromEnv(env), limiter: Ratelimit.fixedWindow(3, '30 s'), prefix: params.get('prefix'), analytics: true, ephemeralCache: false })
+    const app = new Hono()
+    app.use('*', rateLimiter({ limiter }))
+    app.get('/', (c) => c.json({ remaining: c.get('rateLimit').remaining }))
+    const answers = []
+    for (let i = 0; i < 4; i++) {
+      const response = await app.fetch(new Request('http://app.test/', { headers: { 'x-forwarded-for': `6.6.6.${i}, 203.0.113.9` } }), env, ctx)
+      answers.push({ status: response.status, ratelimit: response.headers.get('ratelimit'), retryAfter: response.headers.get('retry-after') })
+    }
+    return { answers }
+  },
+
+  /** ratelimit-native/next's route-handler wrapper on this runtime. */
+  nextHandler: async (env, params) => {
+    const limiter = new Ratelimit({ redis: Redis.fromEnv(env), limiter: Ratelimit.slidingWindow(2, '30 s'), prefix: params.get('prefix') })
+    const handler = withRateLimit((request, context, rateLimit) => Response.json({ remaining: rateLimit.remaining }), { limiter })
+    const statuses = []
+    for (let i = 0; i < 3; i++) statuses.push((await handler(new Request('http://app.test/api', { headers: { 'x-forwarded-for': '203.0.113.10' } }), {})).status)
+    return { statuses }
   },
 
   /** Analytics and protection travel with the limit; a denied value answers denyList. */
@@ -115,12 +145,12 @@ const scenarios = {
   },
 }
 
-export async function handle(request, env) {
+export async function handle(request, env, ctx) {
   const url = new URL(request.url)
   const scenario = scenarios[url.searchParams.get('scenario')]
   if (!scenario) return new Response('unknown scenario', { status: 404 })
   try {
-    return Response.json(await scenario(env, url.searchParams))
+    return Response.json(await scenario(env, url.searchParams, ctx))
   } catch (error) {
     return Response.json({ failed: `${error?.name}: ${error?.message}` }, { status: 500 })
   }

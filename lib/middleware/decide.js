@@ -5,10 +5,13 @@
 // denied (403, the deny list). The adapters (hono.js, express.js, fastify.js, next.js) only read
 // the request and write the response in their framework's terms.
 
+const { settledPending } = require('../algorithms')
 const { compileTrust, clientAddress } = require('./client-address')
 const { checkMode, sfString, windowSeconds, rateLimitHeaders, retryAfter } = require('./headers')
 
 const HANDLERS = ['onLimited', 'onDenied', 'onError']
+/** What an `identify(request)` that does not take the second parameter gets anyway. */
+const NO_ADDRESS = Object.freeze({ clientAddress: undefined })
 
 function isLimiter(value) {
   return value !== null && typeof value === 'object' && typeof value.limit === 'function'
@@ -37,7 +40,8 @@ function decider(options, adapter) {
     if (name === 'policy' && typeof options.policy === 'string') continue
     checkFunction(options, name)
   }
-  if (typeof options.policy === 'string') sfString(options.policy)
+  // A fixed policy name is checked (and quoted) once.
+  const policyName = typeof options.policy === 'function' ? null : sfString(options.policy ?? 'default')
   const rate = options.rate ?? 1
   if (typeof rate !== 'function' && !(typeof rate === 'number' && Number.isFinite(rate))) {
     throw new TypeError(`ratelimit-native/${adapter}: \`rate\` must be a number or a function of the request, got ${String(rate)}`)
@@ -55,16 +59,27 @@ function decider(options, adapter) {
     if (options.skip && (await options.skip(raw))) return { action: 'skip' }
     const ratelimit = isLimiter(limiter) ? limiter : await limiter(raw)
     if (!isLimiter(ratelimit)) throw new TypeError(`ratelimit-native/${adapter}: the \`limiter\` function returned ${ratelimit === null ? 'null' : typeof ratelimit}, not a Ratelimit`)
-    const ip = address(request)
-    const identifier = options.identify ? await options.identify(raw, { clientAddress: ip }) : (ip ?? 'unknown')
+    // The address and the user agent are read only when something uses them: the default
+    // identifier, an `identify` that takes the second parameter, and the deny-list check of a
+    // limiter with enableProtection (each header read costs a microsecond or two through
+    // Fetch's Headers).
+    let ip = null
+    const clientIp = () => (ip ??= { value: address(request) }).value
+    const identifier = options.identify
+      ? await options.identify(raw, options.identify.length > 1 ? { clientAddress: clientIp() } : NO_ADDRESS)
+      : (clientIp() ?? 'unknown')
     if (typeof identifier !== 'string' || identifier === '') {
       throw new TypeError(`ratelimit-native/${adapter}: \`identify\` must return a non-empty string, got ${JSON.stringify(identifier)}`)
     }
     const cost = typeof rate === 'function' ? await rate(raw) : rate
-    const userAgent = request.header('user-agent')
-    const result = await ratelimit.limit(identifier, { rate: cost, ...(ip ? { ip } : {}), ...(userAgent ? { userAgent } : {}) })
+    let req = { rate: cost }
+    if (ratelimit.enableProtection) {
+      const userAgent = request.header('user-agent')
+      req = { rate: cost, ...(clientIp() ? { ip: clientIp() } : {}), ...(userAgent ? { userAgent } : {}) }
+    }
+    const result = await ratelimit.limit(identifier, req)
     const now = Date.now()
-    const policy = typeof options.policy === 'function' ? await options.policy(raw, ratelimit) : (options.policy ?? 'default')
+    const policy = policyName ?? sfString(await options.policy(raw, ratelimit))
     const headers = rateLimitHeaders(result, { mode, policy, window: windowSeconds(ratelimit), now })
     const action = result.success ? 'allow' : result.reason === 'denyList' ? 'deny' : 'limit'
     const decision = { action, result, identifier, headers, retryAfter: action === 'limit' ? retryAfter(result, now) : undefined }
@@ -81,10 +96,13 @@ function refusalBody(decision) {
 /**
  * Hands the response's `pending` (analytics writes, multi-region sync) to the platform's
  * `waitUntil` when there is one, so a serverless function is not frozen before it ends; it never
- * becomes an unhandled rejection either way.
+ * becomes an unhandled rejection either way. `waitUntilOf()` finds the platform's waitUntil; it
+ * is asked only when there is work left (looking can be costly: Hono's executionCtx getter
+ * throws where there is none).
  */
-function keepPending(pending, waitUntil) {
-  if (!pending || typeof pending.then !== 'function') return
+function keepPending(pending, waitUntilOf) {
+  if (!pending || typeof pending.then !== 'function' || settledPending(pending)) return
+  const waitUntil = waitUntilOf()
   const quiet = pending.then(
     () => {},
     () => {},

@@ -34,7 +34,7 @@ function rateLimit(options) {
     decide({ raw: req, peer: req.socket?.remoteAddress, header: (name) => header(req, name) }).then(
       (decision) => {
         if (decision.action === 'skip') return next()
-        keepPending(decision.result.pending, options.waitUntil)
+        keepPending(decision.result.pending, () => options.waitUntil)
         req.rateLimit = decision.result
         for (const [name, value] of decision.headers) res.setHeader(name, value)
         if (decision.action === 'limit') return options.onLimited ? options.onLimited(req, res, next, decision) : sendJson(res, 429, refusalBody(decision))

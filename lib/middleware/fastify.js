@@ -34,7 +34,7 @@ async function rateLimit(fastify, options) {
       throw error
     }
     if (decision.action === 'skip') return
-    keepPending(decision.result.pending, options.waitUntil)
+    keepPending(decision.result.pending, () => options.waitUntil)
     request.rateLimit = decision.result
     for (const [name, value] of decision.headers) reply.header(name, value)
     if (decision.action === 'limit') return options.onLimited ? options.onLimited(request, reply, decision) : reply.code(429).send(refusalBody(decision))

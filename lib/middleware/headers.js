@@ -40,8 +40,9 @@ function secondsUntil(reset, now) {
 }
 
 /**
- * `[name, value]` pairs for a limit() response. `policy`: the policy name (sf-string); `window`:
- * seconds, or undefined. A timeout answer carries no numbers worth sending: no headers.
+ * `[name, value]` pairs for a limit() response. `policy`: the policy name, already an sf-string
+ * (sfString); `window`: seconds, or undefined. A timeout answer carries no numbers worth
+ * sending: no headers.
  */
 function rateLimitHeaders(result, { mode, policy, window, now = Date.now() }) {
   if (mode === false || result.reason === 'timeout') return []
@@ -52,7 +53,7 @@ function rateLimitHeaders(result, { mode, policy, window, now = Date.now() }) {
     headers.push(['X-RateLimit-Limit', String(result.limit)], ['X-RateLimit-Remaining', String(remaining)], ['X-RateLimit-Reset', String(Math.ceil(result.reset / 1000))])
   }
   if (mode === 'draft' || mode === 'both') {
-    const name = sfString(policy)
+    const name = policy
     headers.push(['RateLimit-Policy', `${name};q=${result.limit}${window === undefined ? '' : `;w=${window}`}`], ['RateLimit', `${name};r=${remaining};t=${resetIn}`])
   }
   return headers

@@ -47,7 +47,7 @@ function rateLimiter(options) {
       throw error
     }
     if (decision.action === 'skip') return next()
-    keepPending(decision.result.pending, options.waitUntil ?? waitUntilOf(c))
+    keepPending(decision.result.pending, () => options.waitUntil ?? waitUntilOf(c))
     c.set('rateLimit', decision.result)
     for (const [name, value] of decision.headers) c.header(name, value)
     if (decision.action === 'limit') return options.onLimited ? options.onLimited(c, decision) : c.json(refusalBody(decision), 429)

@@ -65,7 +65,7 @@ async function decideOrAnswer(decide, options, request, platformWaitUntil) {
     throw error
   }
   if (decision.action === 'skip') return { decision: null }
-  keepPending(decision.result.pending, options.waitUntil ?? platformWaitUntil?.())
+  keepPending(decision.result.pending, () => options.waitUntil ?? platformWaitUntil())
   if (decision.action === 'limit') return { response: options.onLimited ? await options.onLimited(request, decision) : refusal(decision) }
   if (decision.action === 'deny') return { response: options.onDenied ? await options.onDenied(request, decision) : refusal(decision) }
   return { decision }

@@ -23,7 +23,11 @@ export interface RateLimitDecision {
 export interface RateLimitOptions<Req> {
   /** The limiter, or a function of the request choosing one (tiers: by API key, by plan…). */
   limiter: Limiter | ((request: Req) => Limiter | Promise<Limiter>);
-  /** Who is counted. Default: the client address (see `trustProxy`), or "unknown" when there is none. */
+  /**
+   * Who is counted. Default: the client address (see `trustProxy`), or "unknown" when there is
+   * none. `info.clientAddress` is worked out only for a function that declares the second
+   * parameter (reading the headers it needs costs a little on every request).
+   */
   identify?: (request: Req, info: { clientAddress: string | undefined }) => string | Promise<string>;
   /**
    * Proxies in front of the app that append to X-Forwarded-For: how many, or their addresses /
