@@ -70,6 +70,31 @@ export interface RatelimitRedis {
 }
 
 /**
+ * An ioredis `Redis` or `Cluster` (ratelimit-native addition): recognised by its shape and called
+ * in its own convention, `evalsha(sha1, numKeys, ...keys, ...args)`.
+ */
+export interface IORedisClient {
+  defineCommand(...args: any[]): unknown;
+  evalsha(...args: any[]): Promise<unknown>;
+  sendCommand(...args: any[]): unknown;
+  readonly status: string;
+}
+
+/**
+ * A node-redis v4/v5 client or cluster (`createClient`, `createCluster`; ratelimit-native
+ * addition): recognised by its shape and called in its own convention,
+ * `evalSha(sha1, { keys, arguments })`. Connect it (`await client.connect()`) yourself.
+ */
+export interface NodeRedisClient {
+  evalSha(...args: any[]): Promise<unknown>;
+  sendCommand(...args: any[]): unknown;
+  zIncrBy(...args: any[]): Promise<unknown>;
+}
+
+/** What `redis` takes: an @upstash/redis-style client, ioredis, or node-redis. */
+export type AnyRedisClient = RatelimitRedis | IORedisClient | NodeRedisClient;
+
+/**
  * The client an `Algorithm` finds in its context: `@upstash/redis`' `Redis` when that package is
  * installed (as upstream types it, so custom algorithms can call `incr`, `hset`, `pipeline()`…),
  * otherwise the commands rate limiting uses. At run time it is the `redis` object the limiter
@@ -99,8 +124,8 @@ export type Algorithm<TContext> = () => {
 };
 
 export type RatelimitConfig = {
-  /** Where counters live. */
-  redis: RatelimitRedis;
+  /** Where counters live: this package's `Redis`, an @upstash/redis client, ioredis, node-redis. */
+  redis: AnyRedisClient;
   /** The algorithm, e.g. `Ratelimit.slidingWindow(10, "10 s")`. */
   limiter: Algorithm<RegionContext>;
   /** Key prefix (default `"@upstash/ratelimit"`, so keys are shared with the JS library). */
@@ -248,7 +273,7 @@ export interface AnalyticsRedis {
 }
 
 export type AnalyticsConfig = {
-  redis: AnalyticsRedis;
+  redis: AnalyticsRedis | IORedisClient | NodeRedisClient;
   /** Key prefix (default `"@upstash/ratelimit"`); events live in `<prefix>:events:<hour start ms>`. */
   prefix?: string;
 };
@@ -308,9 +333,9 @@ export declare namespace IpDenyList {
    * Downloads the ipsum list for `threshold` (1..8) and makes it the prefix's IP deny list,
    * valid for `ttl` ms (default: until the next 02:00 UTC). Resolves to the transaction's replies.
    */
-  const updateIpDenyList: (redis: IpDenyListRedis, prefix: string, threshold: number, ttl?: number) => Promise<unknown[]>;
+  const updateIpDenyList: (redis: IpDenyListRedis | IORedisClient | NodeRedisClient, prefix: string, threshold: number, ttl?: number) => Promise<unknown[]>;
   /** Removes the downloaded IPs and marks the list `"disabled"` (never refreshed again). */
-  const disableIpDenyList: (redis: IpDenyListRedis, prefix: string) => Promise<unknown[]>;
+  const disableIpDenyList: (redis: IpDenyListRedis | IORedisClient | NodeRedisClient, prefix: string) => Promise<unknown[]>;
 }
 
 // --- Multi-region ------------------------------------------------------------------------------
@@ -332,7 +357,7 @@ export type MultiRegionContext = {
 
 export type MultiRegionRatelimitConfig = {
   /** One client per region; `redis[0]` is the primary (dynamic limits, analytics). */
-  redis: MultiRegionRedis[];
+  redis: (MultiRegionRedis | IORedisClient | NodeRedisClient)[];
   /** The algorithm, e.g. `MultiRegionRatelimit.slidingWindow(10, "10 s")`. */
   limiter: Algorithm<MultiRegionContext>;
   /** Key prefix (default `"@upstash/ratelimit"`). */

@@ -91,21 +91,22 @@ for (const moduleResolution of ['bundler', 'node']) {
 }
 
 // The framework subpaths (ratelimit-native/hono, /express, /fastify, /otel), resolved through the
-// package's exports as bundlers and Node.js resolve them, against the frameworks' own types.
+// package's exports as bundlers and Node.js resolve them, against the frameworks' own types; and
+// ioredis / node-redis clients as `redis:`, with their own types.
 for (const moduleResolution of ['bundler', 'node16']) {
   test(`the middleware subpaths type-check in a user's project (moduleResolution ${moduleResolution})`, () => {
     const { status, output } = compileAsUser('middleware.ts', {
       withUpstashRedis: false,
       moduleResolution,
-      extraPackages: ['hono', 'fastify', '@opentelemetry/api', '@types/node', ...fastifyTypeDependencies()],
+      extraPackages: ['hono', 'fastify', '@opentelemetry/api', '@types/node', 'ioredis', 'redis', '@redis', ...typeDependencies('fastify'), ...typeDependencies('ioredis')],
       types: ['node'],
     })
     assert.equal(status, 0, `tsc reported:\n${output}`)
   })
 }
 
-/** The packages fastify's own .d.ts files import (they must resolve from the user's project). */
-function fastifyTypeDependencies() {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'fastify', 'package.json'), 'utf8'))
+/** The packages a package's own .d.ts files may import (they must resolve from the user's project). */
+function typeDependencies(name) {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8'))
   return Object.keys(pkg.dependencies ?? {}).filter((name) => existsSync(join(ROOT, 'node_modules', name)))
 }

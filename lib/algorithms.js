@@ -368,7 +368,11 @@ function cachedFixedWindow(tokens, window) {
   return asAlgorithm(impl, { kind: 'cachedFixedWindow', tokens, windowMs })
 }
 
+/** A client known to talk to stock Redis (an adapter over ioredis / node-redis): the scripts go
+ * without the key-locking flag from its first call. */
+const markStockRedis = (client) => stockRedisClients.add(client)
+
 /** True for the `pending` of a response that had nothing left to do (one shared resolved Promise). */
 const settledPending = (pending) => pending === RESOLVED
 
-module.exports = { settledPending, WAIT_MS, callCost, numberArg, fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, REMOTE_LIMIT, evalThroughClient, queued }
+module.exports = { settledPending, markStockRedis, WAIT_MS, callCost, numberArg, fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, REMOTE_LIMIT, evalThroughClient, queued }

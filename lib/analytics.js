@@ -27,6 +27,8 @@
 //     highest score down and classifies them by the text of their `success` field; a bucket count
 //     below 1 or with a fraction is refused by Redis, as upstream's is.
 
+const { ratelimitClient } = require('./client-adapters')
+const { markStockRedis } = require('./algorithms')
 const HOUR_MS = 60 * 60 * 1000
 const TABLE = 'events'
 const DEFAULT_PREFIX = '@upstash/ratelimit'
@@ -191,7 +193,9 @@ function topList(entries) {
  */
 class Analytics {
   constructor(config) {
-    const { redis, prefix } = config
+    const { prefix } = config
+    // An ioredis or node-redis client is called through an adapter (lib/client-adapters.js).
+    const redis = ratelimitClient(config.redis, markStockRedis)
     Object.defineProperty(this, 'redis', { value: redis, writable: false, enumerable: false })
     Object.defineProperty(this, 'prefix', { value: prefix ?? DEFAULT_PREFIX, writable: false, enumerable: false })
     Object.defineProperty(this, 'table', { value: TABLE, writable: false, enumerable: false })

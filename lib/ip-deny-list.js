@@ -16,6 +16,8 @@
 //     atomically and answering the same array (e.g. [1, 0, 74, 74, 75, "OK"]).
 // The list is downloaded with the global `fetch`, looked up at call time.
 
+const { ratelimitClient } = require('./client-adapters')
+const { markStockRedis } = require('./algorithms')
 const HOUR_MS = 60 * 60 * 1000
 const DAY_MS = 24 * HOUR_MS
 const REFRESH_OFFSET_MS = 2 * HOUR_MS // the list is refreshed daily at 02:00 UTC
@@ -100,7 +102,8 @@ return {
  * status becomes "valid" for `ttl` ms (default: until the next 02:00 UTC).
  * Resolves to the transaction's replies, e.g. [1, 0, 74, 74, 75, "OK"].
  */
-async function updateIpDenyList(redis, prefix, threshold, ttl) {
+async function updateIpDenyList(client, prefix, threshold, ttl) {
+  const redis = ratelimitClient(client, markStockRedis)
   const ips = await downloadIpList(threshold)
   const keys = denyListKeys(prefix)
   const px = ttl ?? getIpListTTL()
@@ -118,7 +121,8 @@ async function updateIpDenyList(redis, prefix, threshold, ttl) {
 }
 
 /** Removes the downloaded IPs from the deny list and marks it "disabled" (never refreshed again). */
-async function disableIpDenyList(redis, prefix) {
+async function disableIpDenyList(client, prefix) {
+  const redis = ratelimitClient(client, markStockRedis)
   const keys = denyListKeys(prefix)
   if (typeof redis.multi !== 'function') {
     return redis.eval(DISABLE_SCRIPT, [keys.all, keys.ip, keys.status], [])

@@ -20,7 +20,8 @@ const { blockUntilReady } = require('./block-until-ready')
 const engine = require('./engine')
 const { nativeStoreFor, decideStore, storeOfContext } = require('./redis')
 const { rethrowStoreError } = require('./errors')
-const { evalThroughClient } = require('./algorithms')
+const { evalThroughClient, markStockRedis } = require('./algorithms')
+const { ratelimitClient, checkClient } = require('./client-adapters')
 const { EphemeralCache } = require('./cache')
 const telemetry = require('./telemetry')
 
@@ -198,12 +199,14 @@ class MultiRegionRatelimit {
     validateConfig(config)
     const prefix = config.prefix ?? DEFAULT_PREFIX
     this.limiter = config.limiter
-    this.ctx = { regionContexts: config.redis.map((redis) => ({ redis, prefix })) }
+    config.redis.forEach((redis, i) => checkClient(redis, `redis[${i}]`))
+    const regions = config.redis.map((redis) => ratelimitClient(redis, markStockRedis))
+    this.ctx = { regionContexts: regions.map((redis) => ({ redis, prefix })) }
     // How each region is reached is decided now (native store, or the client's own methods).
     for (const region of this.ctx.regionContexts) decideStore(region)
     this.prefix = prefix
     this.timeout = config.timeout ?? DEFAULT_TIMEOUT_MS
-    this.primaryRedis = config.redis[0]
+    this.primaryRedis = regions[0]
     this.analytics = config.analytics ? new (require('./analytics').Analytics)({ redis: this.primaryRedis, prefix }) : undefined
     // No deny lists for multi-region limiters (as upstream).
     this.enableProtection = false

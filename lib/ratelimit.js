@@ -12,6 +12,7 @@ const { decideStore, storeOfContext, limitStoreFor } = require('./redis')
 const telemetry = require('./telemetry')
 const { analyticsWriteError } = require('./errors')
 const decisions = require('./decisions')
+const { ratelimitClient, checkClient } = require('./client-adapters')
 const engine = require('./engine')
 
 const DEFAULT_PREFIX = '@upstash/ratelimit'
@@ -73,11 +74,14 @@ class RegionRatelimit {
   constructor(config) {
     validateConfig(config)
     this.limiter = config.limiter
-    this.ctx = { redis: config.redis }
+    // An ioredis or node-redis client is called through an adapter (lib/client-adapters.js).
+    checkClient(config.redis, '`redis`')
+    const redis = ratelimitClient(config.redis, algorithms.markStockRedis)
+    this.ctx = { redis }
     this.prefix = config.prefix ?? DEFAULT_PREFIX
     this.timeout = config.timeout ?? DEFAULT_TIMEOUT_MS
-    this.primaryRedis = config.redis
-    this.analytics = config.analytics ? new (require('./analytics').Analytics)({ redis: config.redis, prefix: this.prefix }) : undefined
+    this.primaryRedis = redis
+    this.analytics = config.analytics ? new (require('./analytics').Analytics)({ redis, prefix: this.prefix }) : undefined
     this.enableProtection = config.enableProtection ?? false
     this.denyListThreshold = config.denyListThreshold ?? 6
     // `true` (as upstream: one global dynamic limit per prefix) or `{ perIdentifier: true }`

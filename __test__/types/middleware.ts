@@ -44,3 +44,10 @@ const stop: () => void = instrumentRatelimit({ spans: true });
 stop();
 const seen: DecisionMessage["outcome"][] = ["allowed", "limited", "denied", "timeout", "error"];
 void seen;
+
+// ioredis and node-redis clients as `redis:` (their own types, no cast).
+import IORedis from "ioredis";
+import { createClient } from "redis";
+new Ratelimit({ redis: new IORedis(), limiter: Ratelimit.fixedWindow(1, "1 s") });
+new Ratelimit({ redis: new IORedis.Cluster([{ host: "127.0.0.1", port: 7000 }]), limiter: Ratelimit.fixedWindow(1, "1 s") });
+new Ratelimit({ redis: createClient(), limiter: Ratelimit.slidingWindow(1, "1 s") });

@@ -1,0 +1,116 @@
+'use strict'
+// The Redis clients users already have, as `redis:` of a limiter: ioredis (`Redis`, `Cluster`)
+// and node-redis (v4/v5 `createClient`, `createCluster`), recognised by their shape, no option
+// needed. Each is driven through its own methods in its own calling convention — ioredis'
+// `evalsha(sha, numKeys, ...keys, ...args)`, node-redis' `evalSha(sha, { keys, arguments })` —
+// behind the interface the limiters call (`evalsha(sha, keys, args)`, `get`, `set`, …, as
+// @upstash/redis spells them), so keys, scripts and results are the same as with our own Redis.
+// They talk to stock Redis: the scripts go without Upstash's key-locking line from the start,
+// and NOSCRIPT → EVAL as for every client.
+//
+// (On a Redis Cluster, a multi-key script needs its keys in one slot: the sliding window's two
+// windows are not, with upstream's key layout. A cluster layout is not done yet.)
+
+const { parseReply } = require('./redis')
+
+const asString = (value) => (typeof value === 'string' ? value : JSON.stringify(value))
+
+/**
+ * Whether `object` (or its prototypes) has a method `name`, read through property descriptors:
+ * no getter runs and a Proxy's `get` trap is not used (an @upstash/redis auto-pipelining client
+ * is such a Proxy; its methods are looked at, not taken).
+ */
+function hasMethod(object, name) {
+  for (let o = object, depth = 0; o !== null && depth < 32; o = Object.getPrototypeOf(o), depth++) {
+    const descriptor = Object.getOwnPropertyDescriptor(o, name)
+    if (descriptor) return typeof descriptor.value === 'function' || typeof descriptor.get === 'function'
+  }
+  return false
+}
+
+/** "ioredis", "node-redis", or null for anything else. */
+function clientKind(redis) {
+  if (redis === null || typeof redis !== 'object') return null
+  try {
+    if (hasMethod(redis, 'defineCommand') && hasMethod(redis, 'sendCommand') && hasMethod(redis, 'evalsha') && 'status' in redis) return 'ioredis'
+    if (hasMethod(redis, 'evalSha') && hasMethod(redis, 'sendCommand') && hasMethod(redis, 'zIncrBy')) return 'node-redis'
+  } catch {
+    // A Proxy trap that throws: not one of these clients.
+  }
+  return null
+}
+
+/** `set`'s options as @upstash/redis takes them (`{ ex, px, nx, xx }`). */
+function setFlags(opts) {
+  const flags = {}
+  if (opts && typeof opts === 'object') {
+    if (opts.ex !== undefined) flags.EX = opts.ex
+    if (opts.px !== undefined) flags.PX = opts.px
+    if (opts.nx) flags.NX = true
+    if (opts.xx) flags.XX = true
+  }
+  return flags
+}
+
+function ioredisAdapter(client) {
+  return {
+    evalsha: (sha1, keys, args) => client.evalsha(sha1, keys.length, ...keys, ...args.map(asString)),
+    eval: (script, keys, args) => client.eval(script, keys.length, ...keys, ...args.map(asString)),
+    get: async (key) => parseReply(await client.get(key)),
+    set: (key, value, opts) => client.set(key, asString(value), ...Object.entries(setFlags(opts)).flatMap(([flag, v]) => (v === true ? [flag] : [flag, v]))),
+    del: (...keys) => client.del(...keys),
+    hset: (key, fields) => client.hset(key, fields),
+    zincrby: (key, increment, member) => client.zincrby(key, increment, asString(member)),
+  }
+}
+
+function nodeRedisAdapter(client) {
+  return {
+    evalsha: (sha1, keys, args) => client.evalSha(sha1, { keys, arguments: args.map(asString) }),
+    eval: (script, keys, args) => client.eval(script, { keys, arguments: args.map(asString) }),
+    get: async (key) => parseReply(await client.get(key)),
+    set: (key, value, opts) => client.set(key, asString(value), setFlags(opts)),
+    del: (...keys) => client.del(keys),
+    hset: (key, fields) => client.hSet(key, Object.fromEntries(Object.entries(fields).map(([f, v]) => [f, asString(v)]))),
+    zincrby: (key, increment, member) => client.zIncrBy(key, increment, asString(member)),
+  }
+}
+
+/** Adapters already made, per client (a limiter and its Analytics share one). */
+const adapters = new WeakMap()
+
+/**
+ * The client a limiter calls for `redis`: an adapter over an ioredis or node-redis client, or
+ * `redis` itself (our Redis, @upstash/redis, any object with evalsha/get/set). `markStock(a)`
+ * tells the compat path that the adapter talks to stock Redis.
+ */
+function ratelimitClient(redis, markStock) {
+  const kind = clientKind(redis)
+  if (kind === null) return redis
+  let adapter = adapters.get(redis)
+  if (!adapter) {
+    adapter = kind === 'ioredis' ? ioredisAdapter(redis) : nodeRedisAdapter(redis)
+    Object.defineProperty(adapter, 'client', { value: redis })
+    Object.defineProperty(adapter, 'clientKind', { value: kind })
+    adapters.set(redis, adapter)
+    markStock(adapter)
+  }
+  return adapter
+}
+
+/** A clear error at construction for an object no limiter can call. */
+function checkClient(redis, where) {
+  if (clientKind(redis) !== null) return
+  let callable = false
+  try {
+    callable = hasMethod(redis, 'evalsha') && hasMethod(redis, 'get') && hasMethod(redis, 'set')
+  } catch {
+    callable = false
+  }
+  if (callable) return
+  throw new TypeError(
+    `ratelimit-native: ${where} is not a Redis client this package can call. Accepted: Redis.fromEnv(), new Redis({ url, token }), new Redis({ url: "redis://…" }), Redis.memory(), an @upstash/redis client, an ioredis Redis or Cluster, a node-redis client (createClient / createCluster), or any object with evalsha(sha1, keys, args), eval, get and set`,
+  )
+}
+
+module.exports = { ratelimitClient, checkClient, clientKind }
