@@ -133,6 +133,12 @@ describe(`Next.js ${NEXT_VERSION} with no configuration`, { timeout: 30 * 60_000
     try {
       assert.equal(await assertTenThen429(base, '/api/hello', '203.0.113.1', server), 'wasm')
       await assertAnalyticsWritten('zero-config:middleware')
+      // ratelimit-native/next in an Edge route handler: headers, 429, analytics through after().
+      assert.equal(await assertTenThen429(base, '/api/edge-helper', '198.51.100.1, 203.0.113.9', server), 'wasm')
+      const [first] = await Promise.all([fetchWithTimeout(`${base}/api/edge-helper`, { headers: { 'x-forwarded-for': '203.0.113.10' } })])
+      assert.match(first.headers.get('ratelimit') ?? '', /^"default";r=9;t=\d+$/)
+      assert.equal(first.headers.get('ratelimit-policy'), '"default";q=10;w=60')
+      await assertAnalyticsWritten('zero-config:edge-helper')
       assert.doesNotMatch(server.output(), /⨯|Error:/, server.output())
     } finally {
       await server.stop()

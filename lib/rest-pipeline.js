@@ -33,10 +33,22 @@ const RECORD = 9
 /** Numbers per call in limitBatchOutcomes' output at most, and its leading length slot. */
 const OUTCOME = 6
 
-// After this turn: setImmediate where there is one (Node.js: it also gathers the calls made by
-// the other callbacks of this poll phase), else after the microtasks queued so far.
-const later =
-  typeof setImmediate === 'function' ? setImmediate : (fn) => queueMicrotask(() => queueMicrotask(fn))
+// After this turn: setImmediate where there is a working one (Node.js: it also gathers the calls
+// made by the other callbacks of this poll phase), else after the microtasks queued so far.
+// Next.js' Edge sandbox defines a setImmediate that throws ("A Node.js API is used"), so one
+// that throws is given up for good.
+let immediate = typeof setImmediate === 'function' && typeof EdgeRuntime !== 'string'
+function later(fn) {
+  if (immediate) {
+    try {
+      setImmediate(fn)
+      return
+    } catch {
+      immediate = false
+    }
+  }
+  queueMicrotask(() => queueMicrotask(fn))
+}
 
 function hostOf(url) {
   try {
