@@ -71,7 +71,8 @@ after(async () => {
 function variant({ middleware = false, proxy = false, config = null }) {
   for (const file of ['src/middleware.ts', 'src/proxy.ts', 'next.config.ts']) rmSync(join(app, file), { force: true })
   rmSync(join(app, '.next'), { recursive: true, force: true })
-  if (middleware) cpSync(join(app, 'variants', 'middleware.ts'), join(app, 'src', 'middleware.ts'))
+  // `middleware`: true (the tutorial's file) or the name of another variant file.
+  if (middleware) cpSync(join(app, 'variants', middleware === true ? 'middleware.ts' : `${middleware}.ts`), join(app, 'src', 'middleware.ts'))
   if (proxy) cpSync(join(app, 'variants', 'proxy.ts'), join(app, 'src', 'proxy.ts'))
   if (config) cpSync(join(app, 'variants', `next.config.${config}.ts`), join(app, 'next.config.ts'))
 }
@@ -139,6 +140,23 @@ describe(`Next.js ${NEXT_VERSION} with no configuration`, { timeout: 30 * 60_000
       assert.match(first.headers.get('ratelimit') ?? '', /^"default";r=9;t=\d+$/)
       assert.equal(first.headers.get('ratelimit-policy'), '"default";q=10;w=60')
       await assertAnalyticsWritten('zero-config:edge-helper')
+      assert.doesNotMatch(server.output(), /⨯|Error:/, server.output())
+    } finally {
+      await server.stop()
+    }
+  })
+
+  it('src/middleware.ts written with ratelimit-native/next (Edge runtime): headers, 429, analytics through event.waitUntil', async () => {
+    variant({ middleware: 'middleware-helper' })
+    await nextBuild()
+    const { base, server } = await serve()
+    try {
+      assert.equal(await assertTenThen429(base, '/api/hello', '198.51.100.7, 203.0.113.11', server), 'wasm')
+      const response = await fetchWithTimeout(`${base}/api/hello`, { headers: { 'x-forwarded-for': '203.0.113.12' } })
+      assert.equal(response.status, 200)
+      assert.match(response.headers.get('ratelimit') ?? '', /^"default";r=9;t=\d+$/)
+      assert.equal(response.headers.get('ratelimit-policy'), '"default";q=10;w=60')
+      await assertAnalyticsWritten('zero-config:middleware-helper')
       assert.doesNotMatch(server.output(), /⨯|Error:/, server.output())
     } finally {
       await server.stop()
