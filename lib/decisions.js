@@ -11,18 +11,11 @@
 // (Node.js ≥ 20.16, Bun, Deno); read through it so bundlers leave it alone.
 
 const { Redis } = require('./redis')
+const { nodeBuiltin } = require('./runtime')
 
 const CHANNEL = 'ratelimit-native:decision'
 
-function builtin(name) {
-  try {
-    return typeof process !== 'undefined' && typeof process.getBuiltinModule === 'function' ? process.getBuiltinModule(name) : null
-  } catch {
-    return null
-  }
-}
-
-const diagnostics = builtin('node:diagnostics_channel')
+const diagnostics = nodeBuiltin('node:diagnostics_channel')
 const channel = diagnostics ? diagnostics.channel(CHANNEL) : null
 let crypto
 
@@ -35,7 +28,7 @@ let hashKey
 /** A keyed hash (HMAC-SHA256 under a key made for this process): the same identifier gives the
  * same hash within the process, and an IPv4 address cannot be found again by trying them all. */
 function hashOf(identifier) {
-  crypto ??= builtin('node:crypto')
+  crypto ??= nodeBuiltin('node:crypto')
   if (!crypto) return undefined
   hashKey ??= crypto.randomBytes(32)
   return crypto.createHmac('sha256', hashKey).update(String(identifier)).digest('hex').slice(0, 16)
@@ -74,4 +67,4 @@ function storeKind(redis) {
   return /^rediss?:/i.test(redis.url) ? 'tcp' : 'rest'
 }
 
-module.exports = { CHANNEL, observed, observe, storeKind, builtin }
+module.exports = { CHANNEL, observed, observe, storeKind }

@@ -9,21 +9,18 @@
 //   request is sent, so an interceptor or a runtime's own wrapper sees the requests.
 // Failures reject with the transport's error; the caller words the message (without secrets).
 
-const { nonNodeRuntime, runtimeName } = require('./runtime')
+const { nonNodeRuntime, runtimeName, nodeBuiltin } = require('./runtime')
 
 /** A request with no answer by then fails (a limiter's own `timeout` is usually shorter). */
 const REQUEST_TIMEOUT_MS = 10_000
 
-/** Node's http and https modules, or null where the runtime is not Node.js. */
+/** Node's http and https modules, or null where the runtime is not Node.js (or, before Node.js
+ * 20.16 / 22.3, has no `process.getBuiltinModule`: then fetch). */
 function nodeClients() {
   if (nonNodeRuntime() !== null) return null
-  const get = process.getBuiltinModule
-  if (typeof get !== 'function') return null // Node.js before 20.16 / 22.3: fetch
-  try {
-    return { http: get('node:http'), https: get('node:https') }
-  } catch {
-    return null
-  }
+  const http = nodeBuiltin('node:http')
+  const https = nodeBuiltin('node:https')
+  return http && https ? { http, https } : null
 }
 
 /** POSTs through Node's http/https client (`url` a URL object). */

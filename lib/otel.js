@@ -13,11 +13,12 @@
 //   same attributes.
 // Returns a function that stops it. Nothing is recorded for calls made while nobody listens.
 
-const { CHANNEL, builtin } = require('./decisions')
+const { CHANNEL } = require('./decisions')
+const { nodeBuiltin } = require('./runtime')
 const { version } = require('../package.json')
 
 function instrumentRatelimit(options = {}) {
-  const diagnostics = builtin('node:diagnostics_channel')
+  const diagnostics = nodeBuiltin('node:diagnostics_channel')
   if (!diagnostics) throw new Error('ratelimit-native/otel: this runtime has no node:diagnostics_channel (Node.js ≥ 20.16, Bun or Deno are needed)')
   let api
   try {

@@ -242,7 +242,9 @@ function batchedCalls(store, flushSoon, wire, keepAlive = true) {
         queue.add(entry, now)
       }
     })
-  return { call, guardedCall, handOver, sockets }
+  /** How many limit calls wait in the buffer for the next handOver. */
+  const buffered = () => limits.count
+  return { call, guardedCall, handOver, buffered, sockets }
 }
 
 /** Numbers per call in a LimitBatch (src/limit_batch.rs reads the same layout). */
@@ -350,17 +352,12 @@ function remember(redis, native, wire = false) {
 const limitStoreOf = new WeakMap()
 
 function rememberPipeline(redis, pipeline) {
-  let buffered = 0
+  // Called after each buffered call (batchedCalls' enqueue): a full request goes out at once.
   const flushSoon = () => {
-    if (pipeline.wouldFill(++buffered)) pipeline.flush()
+    if (pipeline.wouldFill(calls.buffered())) pipeline.flush()
     else pipeline.flushSoon()
   }
   const calls = batchedCalls(pipeline, flushSoon, false, false)
-  const handOver = calls.handOver
-  calls.handOver = () => {
-    buffered = 0
-    handOver()
-  }
   // Commands queued by the compat path, and each send, first take the buffered limit calls,
   // so the request keeps the order calls were made in.
   pipeline.beforeQueue = calls.handOver

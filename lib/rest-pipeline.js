@@ -178,16 +178,17 @@ class RestPipeline {
     this.beforeQueue?.()
     const batch = this.#queue
     if (batch.length === 0) return
+    const commands = this.#queued
     this.#queue = []
     this.#queued = 0
     // Never rejects: every failure is handed to the batch's calls.
-    this.#exchange(batch)
+    this.#exchange(batch, commands)
   }
 
-  async #exchange(batch) {
+  async #exchange(batch, commands) {
     let items
     try {
-      items = await this.#request(batch)
+      items = await this.#request(batch, commands)
     } catch (error) {
       this.#failAll(batch, error)
       return
@@ -273,8 +274,8 @@ class RestPipeline {
     return `${body}]`
   }
 
-  async #request(batch) {
-    const commands = batch.reduce((n, work) => n + (work instanceof LimitRun ? work.count : 1), 0)
+  /** `commands`: how many items `batch` holds (a limit run holds one per call). */
+  async #request(batch, commands) {
     const body = this.#body(batch)
     let answer
     try {

@@ -14,4 +14,16 @@ function runtimeName() {
   return nonNodeRuntime() ?? 'Node.js on the WebAssembly engine (the native addon was not loaded)'
 }
 
-module.exports = { nonNodeRuntime, runtimeName }
+/**
+ * A Node.js built-in module (`"node:http"`, …) through `process.getBuiltinModule`, which bundlers
+ * leave alone (Node.js ≥ 20.16 / 22.3, Bun, Deno); null where there is none.
+ */
+function nodeBuiltin(name) {
+  try {
+    return typeof process !== 'undefined' && typeof process.getBuiltinModule === 'function' ? process.getBuiltinModule(name) : null
+  } catch {
+    return null
+  }
+}
+
+module.exports = { nonNodeRuntime, runtimeName, nodeBuiltin }
