@@ -201,9 +201,17 @@ export type RedisConfig = {
    * The Upstash REST URL (UPSTASH_REDIS_REST_URL), a local `ratelimit-native serve` URL, or a
    * `redis://[user][:password@]host[:port][/db]` URL to talk to a Redis server directly over TCP
    * (no token then; same scripts and keys, so both kinds of client can share one database), or
-   * `rediss://…` for the same over TLS.
+   * `rediss://…` for the same over TLS. With `cluster: true`: one node of a Redis Cluster, or a
+   * list of them (`redis://` or `rediss://`).
    */
-  url: string | undefined;
+  url: string | string[] | undefined;
+  /**
+   * `true`: `url` is a Redis Cluster. Its topology is asked of the given node(s), each command
+   * goes to the master serving its key's slot (MOVED / ASK followed, failovers ridden out), and
+   * limiters on it give one identifier's keys one slot with a hash tag: `prefix:{identifier}:…`
+   * instead of upstream's `prefix:identifier:…`. Native engine only.
+   */
+  cluster?: boolean;
   /** The REST token (UPSTASH_REDIS_REST_TOKEN); not used with a redis:// URL. */
   token?: string | undefined;
   /**

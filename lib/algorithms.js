@@ -11,6 +11,7 @@ const engine = require('./engine')
 const { storeOfContext } = require('./redis')
 const { memoryLimit, limitAlone, flushMemoryBatch } = require('./memory-batch')
 const { rethrowStoreError } = require('./errors')
+const { CLUSTER } = require('./cluster')
 
 // A settled `pending` carries nothing, so every response that has nothing pending shares one
 // resolved Promise (upstream makes one per call: a small allocation on every limit()).
@@ -64,6 +65,20 @@ function dynamicKey(ctx, key) {
   const global = `${ctx.prefix}:dynamic:global`
   if (!ctx[PER_IDENTIFIER]) return [global]
   return [`${ctx.prefix}:dynamic:id:${key.slice(ctx.prefix.length + 1)}`, global]
+}
+
+/**
+ * A script call on a Redis Cluster with dynamic limits on. The global limit (`P:dynamic:global`)
+ * lives in another slot than the identifier's keys: it is read with a GET of its own and handed
+ * to the script as its limit (ARGV[1], which a dynamic limit replaces exactly, in every
+ * algorithm). The identifier's own limit (`P:dynamic:id:{I}`) shares its slot and is still
+ * read by the script, first.
+ */
+async function clusterDynamicCall(ctx, dyn, makeCall) {
+  const value = await ctx.redis.get(dyn[dyn.length - 1])
+  const call = makeCall(dyn.slice(0, -1))
+  if (value !== null && value !== undefined) call.args[0] = typeof value === 'string' ? value : JSON.stringify(value)
+  return call
 }
 
 /** Clients found to talk to stock Redis, which refuses the scripts' Upstash key-locking flag. */
@@ -132,6 +147,10 @@ function limitIssuer(algo, store, ctx, key, now, rate, dyn) {
 
 async function runLimit(algo, ctx, key, now, rate) {
   const dyn = dynamicKey(ctx, key)
+  if (dyn && ctx[CLUSTER]) {
+    const call = await clusterDynamicCall(ctx, dyn, (own) => algo.limitCall(key, now, rate, own))
+    return algo.limitOutcome(replyNumbers(await evalThroughClient(ctx.redis, call)), now, rate)
+  }
   const store = storeOfContext(ctx)
   if (store) {
     if (store.sync) return algo.limitNow(store.queue(), key, now, rate, dyn)
@@ -155,6 +174,10 @@ async function runLimitWithExtras(algo, ctx, key, now, rate, extras) {
 
 async function runRemaining(algo, ctx, key, now) {
   const dyn = dynamicKey(ctx, key)
+  if (dyn && ctx[CLUSTER]) {
+    const call = await clusterDynamicCall(ctx, dyn, (own) => algo.remainingCall(key, now, own))
+    return algo.remainingOutcome(replyNumbers(await evalThroughClient(ctx.redis, call)), now)
+  }
   const store = storeOfContext(ctx)
   if (store) return store.sync ? algo.remainingNow(store.queue(), key, now, dyn) : queued(store, algo.remainingOn(store.queue(), key, now, dyn))
   const reply = await evalThroughClient(ctx.redis, algo.remainingCall(key, now, dyn))

@@ -7,11 +7,10 @@
 // @upstash/redis spells them), so keys, scripts and results are the same as with our own Redis.
 // They talk to stock Redis: the scripts go without Upstash's key-locking line from the start,
 // and NOSCRIPT → EVAL as for every client.
-//
-// (On a Redis Cluster, a multi-key script needs its keys in one slot: the sliding window's two
-// windows are not, with upstream's key layout. A cluster layout is not done yet.)
+// An ioredis Cluster or a node-redis cluster client gets the cluster key layout (lib/cluster.js).
 
 const { parseReply } = require('./redis')
+const { markCluster } = require('./cluster')
 
 const asString = (value) => (typeof value === 'string' ? value : JSON.stringify(value))
 
@@ -38,6 +37,12 @@ function clientKind(redis) {
     // A Proxy trap that throws: not one of these clients.
   }
   return null
+}
+
+/** Whether an ioredis / node-redis client talks to a Redis Cluster (read through descriptors). */
+function talksToCluster(redis, kind) {
+  if (kind === 'node-redis') return hasMethod(redis, 'getSlotMaster')
+  return Object.getOwnPropertyDescriptor(redis, 'isCluster')?.value === true
 }
 
 /** `set`'s options as @upstash/redis takes them (`{ ex, px, nx, xx }`). */
@@ -94,6 +99,7 @@ function ratelimitClient(redis, markStock) {
     Object.defineProperty(adapter, 'clientKind', { value: kind })
     adapters.set(redis, adapter)
     markStock(adapter)
+    if (talksToCluster(redis, kind)) markCluster(adapter)
   }
   return adapter
 }
@@ -109,7 +115,7 @@ function checkClient(redis, where) {
   }
   if (callable) return
   throw new TypeError(
-    `ratelimit-native: ${where} is not a Redis client this package can call. Accepted: Redis.fromEnv(), new Redis({ url, token }), new Redis({ url: "redis://…" }), Redis.memory(), an @upstash/redis client, an ioredis Redis or Cluster, a node-redis client (createClient / createCluster), or any object with evalsha(sha1, keys, args), eval, get and set`,
+    `ratelimit-native: ${where} is not a Redis client this package can call. Accepted: Redis.fromEnv(), new Redis({ url, token }), new Redis({ url: "redis://…" }), Redis.memory(), an @upstash/redis client, new Redis({ url: "redis://…", cluster: true }), an ioredis Redis or Cluster, a node-redis client (createClient / createCluster), or any object with evalsha(sha1, keys, args), eval, get and set`,
   )
 }
 

@@ -18,6 +18,7 @@
 
 const { ratelimitClient } = require('./client-adapters')
 const { markStockRedis } = require('./algorithms')
+const { isCluster } = require('./cluster')
 const HOUR_MS = 60 * 60 * 1000
 const DAY_MS = 24 * HOUR_MS
 const REFRESH_OFFSET_MS = 2 * HOUR_MS // the list is refreshed daily at 02:00 UTC
@@ -96,6 +97,59 @@ return {
 }
 `
 
+// On a Redis Cluster the three keys live in different slots, so neither a transaction nor one
+// script can hold them: the same steps run as scripts of one key each, in upstream's order, with
+// the same replies (not atomic as a whole: a limiter checking meanwhile may see the old list
+// half removed, never a value denied that neither list holds).
+const TAKE_SCRIPT = "local members = redis.call('SMEMBERS', KEYS[1]) redis.call('DEL', KEYS[1]) return members"
+const SREM_SCRIPT = `for first = 1, #ARGV, ${SADD_CHUNK} do
+  redis.call('SREM', KEYS[1], unpack(ARGV, first, math.min(first + ${SADD_CHUNK - 1}, #ARGV)))
+end
+return redis.call('SCARD', KEYS[1])`
+const SADD_SCRIPT = `local added = 0
+for first = 1, #ARGV, ${SADD_CHUNK} do
+  added = added + redis.call('SADD', KEYS[1], unpack(ARGV, first, math.min(first + ${SADD_CHUNK - 1}, #ARGV)))
+end
+return {added, redis.call('SCARD', KEYS[1])}`
+const MEMBERS_SCRIPT = "return redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))"
+
+/** `values` minus those in the set at `key` (SMISMEMBER in chunks). */
+async function notMembers(redis, key, values) {
+  const out = []
+  for (let first = 0; first < values.length; first += SADD_CHUNK) {
+    const chunk = values.slice(first, first + SADD_CHUNK)
+    const flags = await redis.eval(MEMBERS_SCRIPT, [key], chunk)
+    chunk.forEach((value, i) => Number(flags[i]) === 0 && out.push(value))
+  }
+  return out
+}
+
+/** The old IP list out of `all`: [SCARD all, DEL ip] as the transaction's first two replies. */
+async function removeIpList(redis, keys) {
+  const old = await redis.eval(TAKE_SCRIPT, [keys.ip], [])
+  const remaining = await redis.eval(SREM_SCRIPT, [keys.all], old)
+  return [Number(remaining), old.length > 0 ? 1 : 0]
+}
+
+async function updateOnCluster(redis, keys, px, ips) {
+  const [allSize, deleted] = await removeIpList(redis, keys)
+  const [added] = await redis.eval(SADD_SCRIPT, [keys.ip], ips)
+  // SDIFFSTORE ip ip all, then SUNIONSTORE all all ip: the list keeps only IPs nobody denied by
+  // hand, and those join `all`.
+  const unique = [...new Set(ips)]
+  const fresh = await notMembers(redis, keys.all, unique)
+  const isFresh = new Set(fresh)
+  const ipSize = await redis.eval(SREM_SCRIPT, [keys.ip], unique.filter((ip) => !isFresh.has(ip)))
+  const [, allAfter] = await redis.eval(SADD_SCRIPT, [keys.all], fresh)
+  const status = await redis.set(keys.status, 'valid', { px })
+  return [allSize, deleted, Number(added), Number(ipSize), Number(allAfter), status]
+}
+
+async function disableOnCluster(redis, keys) {
+  const [allSize, deleted] = await removeIpList(redis, keys)
+  return [allSize, deleted, await redis.set(keys.status, 'disabled')]
+}
+
 /**
  * Downloads the ipsum list for `threshold` (1..8) and makes it the prefix's IP deny list:
  * IPs from the previous list leave `all`, the new IPs not already user-denied join it, and the
@@ -107,6 +161,7 @@ async function updateIpDenyList(client, prefix, threshold, ttl) {
   const ips = await downloadIpList(threshold)
   const keys = denyListKeys(prefix)
   const px = ttl ?? getIpListTTL()
+  if (isCluster(redis)) return updateOnCluster(redis, keys, px, ips)
   if (typeof redis.multi !== 'function') {
     return redis.eval(UPDATE_SCRIPT, [keys.all, keys.ip, keys.status], [px, ...ips])
   }
@@ -124,6 +179,7 @@ async function updateIpDenyList(client, prefix, threshold, ttl) {
 async function disableIpDenyList(client, prefix) {
   const redis = ratelimitClient(client, markStockRedis)
   const keys = denyListKeys(prefix)
+  if (isCluster(redis)) return disableOnCluster(redis, keys)
   if (typeof redis.multi !== 'function') {
     return redis.eval(DISABLE_SCRIPT, [keys.all, keys.ip, keys.status], [])
   }

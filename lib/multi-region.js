@@ -24,6 +24,7 @@ const { evalThroughClient, markStockRedis } = require('./algorithms')
 const { ratelimitClient, checkClient } = require('./client-adapters')
 const { EphemeralCache } = require('./cache')
 const telemetry = require('./telemetry')
+const { isCluster, identifierKey } = require('./cluster')
 
 const DEFAULT_PREFIX = '@upstash/ratelimit'
 const DEFAULT_TIMEOUT_MS = 5000
@@ -205,6 +206,8 @@ class MultiRegionRatelimit {
     // How each region is reached is decided now (native store, or the client's own methods).
     for (const region of this.ctx.regionContexts) decideStore(region)
     this.prefix = prefix
+    // One key per identifier for every region: the cluster layout when any region is a cluster.
+    this.#cluster = regions.some(isCluster)
     this.timeout = config.timeout ?? DEFAULT_TIMEOUT_MS
     this.primaryRedis = regions[0]
     this.analytics = config.analytics ? new (require('./analytics').Analytics)({ redis: this.primaryRedis, prefix }) : undefined
@@ -291,7 +294,9 @@ class MultiRegionRatelimit {
     return { dynamicLimit: result === null || result === undefined ? null : Number(result) }
   }
 
-  getKey = (identifier) => [this.prefix, identifier].join(':')
+  #cluster
+
+  getKey = (identifier) => identifierKey(this.prefix, identifier, this.#cluster)
 
   static fixedWindow = fixedWindow
   static slidingWindow = slidingWindow

@@ -42,4 +42,20 @@ function protectionKeys(prefix) {
   return { denyListKey: `${prefix}:denyList:all`, statusKey: `${prefix}:ipDenyListStatus` }
 }
 
-module.exports = { protectionValues, cachedDeniedValue, rememberDenied, deniedResponse, protectionKeys, denyCache }
+// On a Redis Cluster the deny list and the IP list's status live in different slots, so the
+// check is two scripts of one key each, with the replies of the combined one (denyList.check).
+const MEMBERS_SCRIPT = "return redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))"
+const STATUS_SCRIPT = `local status = redis.call('TTL', KEYS[1])
+if status == -2 then redis.call('SETEX', KEYS[1], 30, 'pending') end
+return status`
+
+/** The deny-list check on a cluster: `{ status, denied: [0|1 per value] }`. */
+async function checkDenyListApart(redis, denyListKey, statusKey, values) {
+  const [flags, status] = await Promise.all([
+    values.length > 0 ? redis.eval(MEMBERS_SCRIPT, [denyListKey], values) : [],
+    redis.eval(STATUS_SCRIPT, [statusKey], []),
+  ])
+  return { status: Number(status), denied: (flags ?? []).map(Number) }
+}
+
+module.exports = { protectionValues, cachedDeniedValue, rememberDenied, deniedResponse, protectionKeys, checkDenyListApart, denyCache }

@@ -14,6 +14,7 @@ const { analyticsWriteError } = require('./errors')
 const decisions = require('./decisions')
 const { ratelimitClient, checkClient } = require('./client-adapters')
 const engine = require('./engine')
+const cluster = require('./cluster')
 
 const DEFAULT_PREFIX = '@upstash/ratelimit'
 const DEFAULT_TIMEOUT_MS = 5000
@@ -91,6 +92,9 @@ class RegionRatelimit {
     this.ctx.dynamicLimits = this.dynamicLimits
     this.ctx.prefix = this.prefix
     if (this.timeout > 0) Object.defineProperty(this.ctx, algorithms.WAIT_MS, { value: this.timeout })
+    // On a Redis Cluster each identifier's keys share a hash tag (lib/cluster.js).
+    this.#cluster = cluster.isCluster(redis)
+    if (this.#cluster) Object.defineProperty(this.ctx, cluster.CLUSTER, { value: true })
     const perIdentifier = typeof config.dynamicLimits === 'object' && config.dynamicLimits !== null && config.dynamicLimits.perIdentifier === true
     if (perIdentifier) Object.defineProperty(this.ctx, algorithms.PER_IDENTIFIER, { value: true })
     if (config.ephemeralCache instanceof Map) this.ctx.cache = new EphemeralCache(config.ephemeralCache)
@@ -104,15 +108,22 @@ class RegionRatelimit {
     telemetry.tagClient(config.redis, config.enableTelemetry)
     // Fast paths, when our own counter algorithm runs with nothing around it (no protection,
     // no analytics): they skip the timeout timer, which cannot fire for answers given at once.
+    // On a cluster the deny lists and analytics live in other slots than the identifier's keys,
+    // so they are not carried in its script.
+    this.#carriesExtras = Boolean(this.limiter[algorithms.BUILT_IN]?.carriesExtras) && !this.#cluster
     const plain = this.limiter[algorithms.BUILT_IN]?.carriesExtras && !this.analytics && !this.enableProtection
     this.#algorithm = plain ? this.limiter() : null
     this.#syncStore = plain && store?.sync ? store : null
     // On the WebAssembly engine our Redis has a store for plain limit() calls only, without
     // dynamic limits (which read another key).
     const remote = plain && !store?.sync ? limitStoreFor(this.ctx.redis, store) : null
-    this.#remoteStore = remote && !(remote.limitsOnly && this.dynamicLimits) ? remote : null
-    this.#analyticsInScript = Boolean(this.analytics && this.limiter[algorithms.BUILT_IN]?.carriesExtras)
+    // On a cluster the global dynamic limit is read with a command of its own (lib/algorithms.js).
+    this.#remoteStore = remote && !((remote.limitsOnly || this.#cluster) && this.dynamicLimits) ? remote : null
+    this.#analyticsInScript = Boolean(this.analytics && this.#carriesExtras)
   }
+
+  #cluster
+  #carriesExtras
 
   #algorithm
   #syncStore
@@ -242,8 +253,7 @@ class RegionRatelimit {
       if (cached !== undefined) return protection.deniedResponse(cached)
     }
     const limiter = this.limiter()
-    const builtIn = this.limiter[algorithms.BUILT_IN]
-    if ((values || this.analytics) && builtIn?.carriesExtras) {
+    if ((values || this.analytics) && this.#carriesExtras) {
       const response = await limiter.limit(this.ctx, key, req?.rate, undefined, this.#extras(identifier, req, values))
       const carried = response[algorithms.EXTRAS]
       if (carried) {
@@ -280,6 +290,7 @@ class RegionRatelimit {
   /** The deny-list check alone: `{ status, denied: [0|1 per value] }`. */
   async #checkDenyList(values) {
     const { denyListKey, statusKey } = protection.protectionKeys(this.prefix)
+    if (this.#cluster) return protection.checkDenyListApart(this.primaryRedis, denyListKey, statusKey, values)
     const store = storeOfContext(this.ctx)
     const reply = store
       ? await algorithms.queued(store, store.queue().evalKnown('denyList.check', [denyListKey, statusKey], values))
@@ -370,12 +381,13 @@ class RegionRatelimit {
       )
     }
     if (typeof identifier !== 'string') throw new TypeError(`ratelimit-native: identifier must be a string, got ${typeof identifier}`)
-    return `${this.prefix}:dynamic:id:${identifier}`
+    // On a cluster in the identifier's slot, so its script can read it (lib/cluster.js).
+    return this.#cluster ? `${this.prefix}:dynamic:id:{${identifier}}` : `${this.prefix}:dynamic:id:${identifier}`
   }
 
   // Upstream joins with Array#join (null and undefined become ""); a string, the usual case,
   // takes the cheaper concatenation with the same result.
-  getKey = (identifier) => (typeof identifier === 'string' ? `${this.prefix}:${identifier}` : [this.prefix, identifier].join(':'))
+  getKey = (identifier) => cluster.identifierKey(this.prefix, identifier, this.#cluster)
 
   static fixedWindow = algorithms.fixedWindow
   static slidingWindow = algorithms.slidingWindow

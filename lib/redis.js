@@ -7,7 +7,8 @@
 //   /pipeline request; on http:// the request travels on a socket of Node's event loop
 //   (lib/wire.js), on https:// through the native client (rustls);
 // - our own `Redis` on a redis:// URL → the same native store over TCP (RESP): concurrent calls
-//   batched into one Redis pipeline, no REST server in between;
+//   batched into one Redis pipeline, no REST server in between; with `cluster: true` the
+//   same over a Redis Cluster (each command to its slot's node; lib/cluster.js for the keys);
 // - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double, a
 //   client whose methods the user replaced) → the compat path: the same scripts, sent through
 //   that object's methods from JS. (On the WebAssembly engine every remote client is one: our
@@ -21,6 +22,7 @@ const { upstashCredentials, REPLACED_COMMANDS } = require('./upstash-client')
 const { storeError, asStoreError, rethrowStoreError } = require('./errors')
 const { RestPipeline } = require('./rest-pipeline')
 const { runtimeName } = require('./runtime')
+const { markCluster } = require('./cluster')
 
 /**
  * redis object → `{ native: NativeStore, sync, queue, flushSoon, call, guardedCall }` (or null
@@ -392,6 +394,27 @@ function withoutCredentials(url) {
   return url.slice(0, url.indexOf('//') + 2) + url.slice(at + 1)
 }
 
+/**
+ * `new Redis({ url, cluster: true })`: a Redis Cluster over TCP, found from `url` (one node, or
+ * a list of them); commands go to the node serving their key's slot, and limiters on it use
+ * the cluster key layout (lib/cluster.js).
+ */
+function openCluster(redis, config) {
+  const { url, cluster } = config
+  if (cluster !== true) throw new TypeError(`ratelimit-native: \`cluster\` must be true or false, got ${typeof cluster}`)
+  const seeds = typeof url === 'string' ? [url] : url
+  if (!Array.isArray(seeds) || seeds.length === 0 || !seeds.every((seed) => typeof seed === 'string' && /^rediss?:\/\//i.test(seed))) {
+    throw new TypeError('ratelimit-native: a Redis Cluster needs `url`: a redis:// or rediss:// URL of one of its nodes, or a list of them')
+  }
+  if (!engine.hasRemoteStores) {
+    throw new Error(`ratelimit-native: a Redis Cluster needs the native engine (Redis over TCP), which cannot run on ${runtimeName()}`)
+  }
+  remember(redis, engine.NativeStore.redisCluster(seeds, { acceptInvalidCerts: acceptInvalidCerts(config) }))
+  Object.defineProperty(redis, 'url', { value: seeds.map(withoutCredentials).join(','), enumerable: true })
+  markCluster(redis)
+  defineCommands(redis, nativeSend(redis))
+}
+
 /** Upstream-compatible parsing of string replies (`@upstash/redis` automaticDeserialization). */
 function parseReply(value) {
   if (Array.isArray(value)) return value.map(parseReply)
@@ -414,6 +437,10 @@ const URL_PATTERN = /^https?:\/\/[^\s#$./?].\S*$/
 class Redis {
   constructor(config) {
     const { url, token } = config ?? {}
+    if (config?.cluster !== undefined && config.cluster !== false) {
+      openCluster(this, config)
+      return
+    }
     if (typeof url === 'string' && /^rediss?:\/\//i.test(url)) {
       if (!engine.hasRemoteStores) {
         throw new Error(

@@ -271,6 +271,16 @@ impl NativeStore {
         NativeStore::remote(options, |opts| RemoteStore::redis_tcp(&url, opts))
     }
 
+    /// A store on a Redis Cluster, found from one or more of its nodes (`redis://…` or
+    /// `rediss://…`); each command goes to the node serving its key's slot.
+    #[napi(catch_unwind, factory)]
+    pub fn redis_cluster(
+        seeds: Vec<String>,
+        options: Option<UpstashRestStoreOptions>,
+    ) -> Result<NativeStore> {
+        NativeStore::remote(options, |opts| RemoteStore::redis_cluster(&seeds, opts))
+    }
+
     fn remote(
         options: Option<UpstashRestStoreOptions>,
         open: impl FnOnce(RemoteOptions) -> std::result::Result<RemoteStore, StoreError>,

@@ -43,13 +43,13 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-function track(child) {
+export function track(child) {
   live.add(child)
   child.once('exit', () => live.delete(child))
   return child
 }
 
-async function stopChild(child, timeoutMs = 5000) {
+export async function stopChild(child, timeoutMs = 5000) {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise((resolve) => child.once('exit', resolve))
   child.kill('SIGTERM')

@@ -14,6 +14,8 @@ pub mod memory_algorithm;
 pub mod memory_batch;
 pub mod memory_limiters;
 #[cfg(feature = "remote")]
+pub mod redis_cluster;
+#[cfg(feature = "remote")]
 pub mod redis_tcp;
 #[cfg(feature = "remote")]
 pub mod remote;

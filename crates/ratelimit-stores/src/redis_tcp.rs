@@ -16,27 +16,22 @@ use ratelimit_core::reply::{Reply, StoreError};
 
 /// How long opening a connection may take before the batch fails (then it is retried on the
 /// store's schedule, because nothing was sent).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(crate) struct RedisTcp {
-    client: redis::Client,
+/// A `redis://` / `rediss://` URL checked, with what errors may show of it.
+pub(crate) struct RedisUrl {
+    /// What redis-rs is given (with `#insecure` when certificates are not verified).
+    pub(crate) url: String,
     /// `host:port` only: what error messages may show.
-    display: String,
+    pub(crate) display: String,
     /// Kept only to scrub it from error texts.
-    password: Option<String>,
-    response_timeout: Duration,
-    connection: Mutex<Option<ConnectionManager>>,
-    connecting: tokio::sync::Mutex<()>,
+    pub(crate) password: Option<String>,
 }
 
-impl RedisTcp {
+impl RedisUrl {
     /// `accept_invalid_certs`: a rediss:// connection does not verify the server's certificate
     /// (`tls: { rejectUnauthorized: false }`, for a self-signed local server).
-    pub(crate) fn new(
-        url: &str,
-        response_timeout: Duration,
-        accept_invalid_certs: bool,
-    ) -> Result<Self, StoreError> {
+    pub(crate) fn parse(url: &str, accept_invalid_certs: bool) -> Result<Self, StoreError> {
         let mut parsed = reqwest::Url::parse(url).map_err(|_| {
             StoreError::InvalidConfig(
                 "invalid Redis URL; expected redis://[user][:password@]host[:port][/db]".into(),
@@ -64,23 +59,57 @@ impl RedisTcp {
             .password()
             .filter(|p| !p.is_empty())
             .map(str::to_string);
-        let scrub_password = |text: String| match &password {
-            Some(p) => text.replace(p.as_str(), "[redacted]"),
-            None => text,
-        };
-        let url = if parsed.scheme() == "rediss" && accept_invalid_certs {
+        if parsed.scheme() == "rediss" && accept_invalid_certs {
             parsed.set_fragment(Some("insecure")); // redis-rs' spelling of it
-            parsed.as_str()
-        } else {
-            url
-        };
-        let client = redis::Client::open(url).map_err(|e| {
-            StoreError::InvalidConfig(scrub_password(format!("invalid Redis URL: {e}")))
+        }
+        Ok(RedisUrl {
+            url: parsed.into(),
+            display,
+            password,
+        })
+    }
+
+    /// `text` without the password.
+    pub(crate) fn scrub(&self, text: String) -> String {
+        scrub_password(text, self.password.as_deref())
+    }
+}
+
+/// `text` with `password` (when there is one) replaced: errors never show secrets.
+pub(crate) fn scrub_password(text: String, password: Option<&str>) -> String {
+    match password {
+        Some(p) => text.replace(p, "[redacted]"),
+        None => text,
+    }
+}
+
+pub(crate) struct RedisTcp {
+    client: redis::Client,
+    /// `host:port` only: what error messages may show.
+    display: String,
+    /// Kept only to scrub it from error texts.
+    password: Option<String>,
+    response_timeout: Duration,
+    connection: Mutex<Option<ConnectionManager>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl RedisTcp {
+    /// `accept_invalid_certs`: a rediss:// connection does not verify the server's certificate
+    /// (`tls: { rejectUnauthorized: false }`, for a self-signed local server).
+    pub(crate) fn new(
+        url: &str,
+        response_timeout: Duration,
+        accept_invalid_certs: bool,
+    ) -> Result<Self, StoreError> {
+        let target = RedisUrl::parse(url, accept_invalid_certs)?;
+        let client = redis::Client::open(target.url.as_str()).map_err(|e| {
+            StoreError::InvalidConfig(target.scrub(format!("invalid Redis URL: {e}")))
         })?;
         Ok(RedisTcp {
             client,
-            display,
-            password,
+            display: target.display,
+            password: target.password,
             response_timeout,
             connection: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
@@ -168,17 +197,14 @@ impl RedisTcp {
     }
 
     fn error(&self, what: &str, err: &RedisError) -> StoreError {
-        let mut text = format!("request to Redis at {} {what}: {err}", self.display);
-        if let Some(password) = &self.password {
-            text = text.replace(password.as_str(), "[redacted]");
-        }
-        StoreError::Transport(text)
+        let text = format!("request to Redis at {} {what}: {err}", self.display);
+        StoreError::Transport(scrub_password(text, self.password.as_deref()))
     }
 }
 
 /// Whether opening the connection failed in its TLS handshake (a certificate that does not
 /// verify, a server that does not speak TLS on that port): waiting does not fix either.
-fn is_tls_failure(err: &RedisError) -> bool {
+pub(crate) fn is_tls_failure(err: &RedisError) -> bool {
     use std::error::Error as _;
     err.source()
         .and_then(|source| source.downcast_ref::<std::io::Error>())
@@ -192,7 +218,7 @@ fn is_tls_failure(err: &RedisError) -> bool {
 /// written). This matches the REST path, whose server answers 502 — and the client resends —
 /// whenever its own Redis connection fails. A timeout or a reset while waiting for the answer
 /// may come after Redis ran the commands: not resent.
-fn never_sent(err: &RedisError) -> bool {
+pub(crate) fn never_sent(err: &RedisError) -> bool {
     err.is_connection_refusal()
         || matches!(
             io_error_kind(err),
@@ -214,7 +240,7 @@ fn io_error_kind(err: &RedisError) -> Option<std::io::ErrorKind> {
 }
 
 /// A pipeline item as the stores' common reply type; a Redis error becomes that item's error.
-fn reply_of(value: Value) -> Result<Reply, StoreError> {
+pub(crate) fn reply_of(value: Value) -> Result<Reply, StoreError> {
     Ok(match value {
         Value::Nil => Reply::Nil,
         Value::Int(i) => Reply::Int(i),
@@ -251,7 +277,7 @@ fn reply_of(value: Value) -> Result<Reply, StoreError> {
 }
 
 /// A reply's type, for error messages (never its contents).
-fn kind_of(value: &Value) -> &'static str {
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Nil => "nil",
         Value::Int(_) => "integer",

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use crate::redis_cluster::RedisCluster;
 use crate::redis_tcp::RedisTcp;
 use crate::rest_transport::RestTransport;
 use crate::wire_transport::{Received, WireFailure, WireTarget, WireTransport};
@@ -111,6 +112,8 @@ struct Queue {
 enum Transport {
     Rest(RestTransport),
     Tcp(RedisTcp),
+    /// A Redis Cluster over TCP: each command to its slot's node.
+    Cluster(RedisCluster),
     /// REST over a connection the caller owns (the binding's, on Node's event loop).
     Wire(WireTransport),
 }
@@ -125,6 +128,7 @@ impl Transport {
         match self {
             Transport::Rest(rest) => rest.send(commands, as_eval).await,
             Transport::Tcp(tcp) => tcp.send(commands, as_eval).await,
+            Transport::Cluster(cluster) => cluster.send(commands, as_eval).await,
             Transport::Wire(wire) => wire.send(commands, as_eval).await,
         }
     }
@@ -177,6 +181,14 @@ impl RemoteStore {
     pub fn redis_tcp(url: &str, options: RemoteOptions) -> Result<Self, StoreError> {
         let transport = RedisTcp::new(url, options.request_timeout, options.accept_invalid_certs)?;
         Ok(Self::with_transport(Transport::Tcp(transport), options))
+    }
+
+    /// A store on a Redis Cluster, found from one or more of its nodes (`redis://…` or
+    /// `rediss://…`).
+    pub fn redis_cluster(seeds: &[String], options: RemoteOptions) -> Result<Self, StoreError> {
+        let transport =
+            RedisCluster::new(seeds, options.request_timeout, options.accept_invalid_certs)?;
+        Ok(Self::with_transport(Transport::Cluster(transport), options))
     }
 
     /// A store on an Upstash REST endpoint (`http://`) whose requests the caller carries: it
