@@ -81,6 +81,26 @@ function nodeRedisAdapter(client) {
   }
 }
 
+// A cluster client's call that the cluster refused while it reconfigures (a failover, a slot
+// migration) certainly did not run: it is sent again a few times, about 1.6 s in all (the
+// limiter's timeout answers the caller first when it is shorter). ioredis reports redirections
+// that ran out as "Too many Cluster redirections. Last error: …".
+const NOT_RUN = /^(?:CLUSTERDOWN|TRYAGAIN|MASTERDOWN|MOVED|ASK|READONLY)\b|^Too many Cluster redirections\. Last error: (?:ReplyError: )?(?:CLUSTERDOWN|TRYAGAIN|MASTERDOWN|MOVED|ASK|READONLY)\b/
+const RESEND_MS = [25, 50, 100, 200, 400, 400, 400]
+
+function resendingRefused(send) {
+  return async (...args) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await send(...args)
+      } catch (error) {
+        if (attempt >= RESEND_MS.length || !NOT_RUN.test(String(error?.message))) throw error
+        await new Promise((resolve) => setTimeout(resolve, RESEND_MS[attempt]))
+      }
+    }
+  }
+}
+
 /** Adapters already made, per client (a limiter and its Analytics share one). */
 const adapters = new WeakMap()
 
@@ -99,7 +119,10 @@ function ratelimitClient(redis, markStock) {
     Object.defineProperty(adapter, 'clientKind', { value: kind })
     adapters.set(redis, adapter)
     markStock(adapter)
-    if (talksToCluster(redis, kind)) markCluster(adapter)
+    if (talksToCluster(redis, kind)) {
+      markCluster(adapter)
+      for (const name of ['evalsha', 'eval', 'get', 'set', 'del', 'zincrby']) adapter[name] = resendingRefused(adapter[name])
+    }
   }
   return adapter
 }

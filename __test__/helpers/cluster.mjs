@@ -22,6 +22,8 @@ function startNode(port, busPort, password, dir, nodeTimeoutMs) {
         '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'),
         '--cluster-node-timeout', String(nodeTimeoutMs), '--requirepass', password, '--masterauth', password,
         '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning',
+        // Replicas in sync at once (a replica that never synced cannot take over).
+        '--repl-diskless-sync-delay', '0',
       ],
       { stdio: ['ignore', 'ignore', 'ignore'] },
     ),
@@ -120,6 +122,13 @@ async function startOnce({ nodeTimeoutMs = 2000 } = {}) {
       }
       return true
     }, 15000, 'the replicas were not known everywhere')
+    await waitFor(async () => {
+      for (const node of nodes) {
+        const info = await command(node.port, ['INFO', 'replication'])
+        if (info.includes('role:slave') && !info.includes('master_link_status:up')) return false
+      }
+      return true
+    }, 15000, 'the replicas did not sync')
     return {
       nodes,
       password,
@@ -132,6 +141,23 @@ async function startOnce({ nodeTimeoutMs = 2000 } = {}) {
           return mastersIn(await command(node.port, ['CLUSTER', 'NODES']))
         }
         return []
+      },
+      /** The port of a replica of the master on `masterPort`. */
+      async replicaOf(masterPort) {
+        const fields = (await command(masterPort, ['CLUSTER', 'NODES'])).split('\n').map((line) => line.split(' '))
+        const master = fields.find((f) => f[1]?.split('@')[0] === `127.0.0.1:${masterPort}`)
+        const replica = fields.find((f) => f[3] === master?.[0] && /\bslave\b/.test(f[2]))
+        if (!replica) throw new Error(`no replica of ${masterPort}`)
+        return Number(replica[1].split('@')[0].split(':')[1])
+      },
+      /** Resolves (with Date.now()) once the node on `port` says it is a master serving slots. */
+      async waitForMaster(port, timeoutMs = 20000) {
+        await waitFor(async () => mastersIn(await command(port, ['CLUSTER', 'NODES'])).includes(port), timeoutMs, `${port} did not become a master`)
+        return Date.now()
+      },
+      /** SIGKILL to the node on `port`. */
+      kill(port) {
+        nodes.find((n) => n.port === port)?.process.kill('SIGKILL')
       },
       stop: stopAll,
     }

@@ -8,14 +8,15 @@
 //! the hash tag `{identifier}` on a cluster (see keys in docs/ARCHITECTURE.md), and sends keys
 //! of other slots (dynamic limits, analytics, deny lists) as commands of their own.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use redis::aio::ConnectionLike;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, RedisError};
+use redis::{Cmd, RedisError, RedisResult, Value};
 
 use crate::redis_tcp::{
     is_tls_failure, never_sent, reply_of, scrub_password, RedisUrl, CONNECT_TIMEOUT,
@@ -29,8 +30,17 @@ pub(crate) struct RedisCluster {
     display: String,
     /// Kept only to scrub them from error texts.
     passwords: Vec<String>,
-    connection: Mutex<Option<ClusterConnection>>,
+    /// The connection, with a number that changes when it is replaced.
+    connection: Mutex<Option<(u64, ClusterConnection)>>,
     connecting: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    response_timeout: Duration,
+}
+
+/// One command's outcome in a batch: its answer, or none within the time allowed.
+enum Answer {
+    Got(RedisResult<Value>),
+    Hung,
 }
 
 impl RedisCluster {
@@ -60,9 +70,11 @@ impl RedisCluster {
         let client = ClusterClient::builder(targets.iter().map(|t| t.url.as_str()))
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(response_timeout)
-            // MOVED / ASK / TRYAGAIN and a failover's CLUSTERDOWN are retried inside this
-            // budget; the limiter's own timeout answers the caller first when it is shorter.
-            .retries(6)
+            // No retries inside redis-rs: with them, calls redirected during a slot migration
+            // sometimes never answered (measured: about 1 script call in 50 with two keys, under
+            // load). A MOVED / ASK / TRYAGAIN / CLUSTERDOWN answer still makes it refresh its
+            // slots, and `send` resends what did not run, on the store's schedule.
+            .retries(0)
             .min_retry_wait(25)
             .max_retry_wait(400)
             .build()
@@ -78,16 +90,18 @@ impl RedisCluster {
                 .join(","),
             passwords,
             connection: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            response_timeout,
             connecting: tokio::sync::Mutex::new(()),
         })
     }
 
-    fn cached_connection(&self) -> Option<ClusterConnection> {
+    fn cached_connection(&self) -> Option<(u64, ClusterConnection)> {
         self.connection.lock().ok().and_then(|guard| guard.clone())
     }
 
     /// The cluster connection, opened on first use (one opener at a time).
-    async fn connection(&self) -> Result<ClusterConnection, Attempt> {
+    async fn connection(&self) -> Result<(u64, ClusterConnection), Attempt> {
         if let Some(conn) = self.cached_connection() {
             return Ok(conn);
         }
@@ -99,7 +113,8 @@ impl RedisCluster {
             // As for one server: waiting helps a cluster that is down or restarting, not a
             // refused password or a certificate that does not verify.
             let not_run = (e.is_connection_refusal() || e.is_timeout() || e.is_io_error())
-                && !is_tls_failure(&e);
+                && !is_tls_failure(&e)
+                && !refused_for_good(&e);
             let err = self.error("could not connect", &e);
             if not_run {
                 Attempt::NotRun(err)
@@ -107,20 +122,39 @@ impl RedisCluster {
                 Attempt::Failed(err)
             }
         })?;
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         if let Ok(mut guard) = self.connection.lock() {
-            *guard = Some(conn.clone());
+            *guard = Some((generation, conn.clone()));
         }
-        Ok(conn)
+        Ok((generation, conn))
+    }
+
+    /// Drops the connection numbered `stale` (unless another batch already replaced it): the
+    /// next batch opens a new one.
+    fn forget(&self, stale: u64) {
+        if let Ok(mut guard) = self.connection.lock() {
+            if guard
+                .as_ref()
+                .is_some_and(|(generation, _)| *generation == stale)
+            {
+                *guard = None;
+            }
+        }
     }
 
     /// Sends one batch: every command to its slot's node, all at once; per-command errors come
-    /// back as items. The batch fails as a whole only when none of it was sent.
+    /// back as items. Commands that certainly did not run (their node refused the connection,
+    /// or the cluster answered CLUSTERDOWN / TRYAGAIN / MASTERDOWN while a failover or a slot
+    /// migration settles) are sent again on the store's schedule — until `retry_until` when
+    /// every caller has a deadline — so a failover shorter than the limiter's timeout reaches
+    /// no caller as an error.
     pub(crate) async fn send(
         &self,
         commands: &[&Command],
         as_eval: bool,
+        retry_until: Option<Instant>,
     ) -> Result<Vec<Result<Reply, StoreError>>, Attempt> {
-        let conn = self.connection().await?;
+        let (mut generation, mut conn) = self.connection().await?;
         let cmds: Vec<Cmd> = commands
             .iter()
             .map(|command| {
@@ -134,18 +168,68 @@ impl RedisCluster {
                 })
             })
             .collect();
-        let replies = join_all(cmds.iter().map(|cmd| {
-            let mut conn = conn.clone();
-            async move { conn.req_packed_command(cmd).await }
-        }))
-        .await;
+        let mut replies: Vec<Answer> = (0..cmds.len()).map(|_| Answer::Hung).collect();
+        let mut todo: Vec<usize> = (0..cmds.len()).collect();
+        let mut attempt = 0;
+        loop {
+            // No answer is awaited past the callers' deadline (or the response timeout): a
+            // connection whose recovery got stuck must not hold the store's batches forever.
+            let wait = retry_until.map_or(self.response_timeout, |until| {
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(self.response_timeout)
+                    + Duration::from_millis(20)
+            });
+            let answers = join_all(todo.iter().map(|&i| {
+                let mut conn = conn.clone();
+                let cmd = &cmds[i];
+                async move {
+                    match tokio::time::timeout(wait, conn.req_packed_command(cmd)).await {
+                        Ok(answer) => Answer::Got(answer),
+                        Err(_) => Answer::Hung,
+                    }
+                }
+            }))
+            .await;
+            let mut again = Vec::new();
+            let mut stale = false;
+            for (i, answer) in todo.iter().copied().zip(answers) {
+                match &answer {
+                    Answer::Hung => stale = true,
+                    Answer::Got(Err(e)) if did_not_run(e) => {
+                        stale |= e.code() == Some("MOVED");
+                        again.push(i);
+                    }
+                    Answer::Got(_) => {}
+                }
+                replies[i] = answer;
+            }
+            if stale {
+                // redis-rs ran out of redirections while the nodes still disagreed about a
+                // failed master, or stopped answering while it recovered: later batches start
+                // over from the seed nodes' view of the topology.
+                self.forget(generation);
+            }
+            let Some(delay) = crate::remote::resend_delay(attempt, retry_until) else {
+                break;
+            };
+            if again.is_empty() {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+            todo = again;
+            if stale {
+                (generation, conn) = self.connection().await?;
+            }
+        }
         if !replies.is_empty()
             && replies
                 .iter()
-                .all(|reply| matches!(reply, Err(e) if never_sent(e)))
+                .all(|reply| matches!(reply, Answer::Got(Err(e)) if never_sent(e)))
         {
             let err = match replies.into_iter().next() {
-                Some(Err(e)) => self.error("could not connect", &e),
+                Some(Answer::Got(Err(e))) => self.error("could not connect", &e),
                 _ => StoreError::Internal("empty batch".into()),
             };
             return Err(Attempt::NotRun(err));
@@ -153,8 +237,12 @@ impl RedisCluster {
         Ok(replies
             .into_iter()
             .map(|reply| match reply {
-                Ok(value) => reply_of(value),
-                Err(e) => Err(self.item_error(&e)),
+                Answer::Got(Ok(value)) => reply_of(value),
+                Answer::Got(Err(e)) => Err(self.item_error(&e)),
+                Answer::Hung => Err(StoreError::Transport(format!(
+                    "request to Redis Cluster at {} timed out",
+                    self.display
+                ))),
             })
             .collect())
     }
@@ -185,4 +273,34 @@ impl RedisCluster {
         }
         text
     }
+}
+
+/// Whether a command's failure shows it never ran: its node could not be reached, or the
+/// cluster refused it while it reconfigures (a failover, a slot in migration). redis-rs follows
+/// MOVED / ASK itself; one still here means its redirections ran out while the nodes disagreed
+/// about a failed master. READONLY: a demoted master refused the script's first write.
+fn did_not_run(err: &RedisError) -> bool {
+    never_sent(err)
+        || matches!(
+            err.code(),
+            Some("CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN" | "MOVED" | "ASK" | "READONLY")
+        )
+}
+
+/// Whether opening the cluster connection failed for a reason waiting does not fix: a refused
+/// password or a certificate that does not verify. redis-rs reports the seed nodes' failures
+/// as one I/O error whose detail is the last node's error as text, so the text is what is left
+/// to look at.
+fn refused_for_good(err: &RedisError) -> bool {
+    let detail = err.detail().unwrap_or_default();
+    err.kind() == redis::ErrorKind::AuthenticationFailed
+        || [
+            "AuthenticationFailed",
+            "WRONGPASS",
+            "NOAUTH",
+            "certificate",
+            "Certificate",
+        ]
+        .iter()
+        .any(|mark| detail.contains(mark))
 }

@@ -113,7 +113,7 @@ enum Transport {
     Rest(RestTransport),
     Tcp(RedisTcp),
     /// A Redis Cluster over TCP: each command to its slot's node.
-    Cluster(RedisCluster),
+    Cluster(Box<RedisCluster>),
     /// REST over a connection the caller owns (the binding's, on Node's event loop).
     Wire(WireTransport),
 }
@@ -124,11 +124,12 @@ impl Transport {
         &self,
         commands: &[&Command],
         as_eval: bool,
+        retry_until: Option<Instant>,
     ) -> Result<Vec<Result<Reply, StoreError>>, Attempt> {
         match self {
             Transport::Rest(rest) => rest.send(commands, as_eval).await,
             Transport::Tcp(tcp) => tcp.send(commands, as_eval).await,
-            Transport::Cluster(cluster) => cluster.send(commands, as_eval).await,
+            Transport::Cluster(cluster) => cluster.send(commands, as_eval, retry_until).await,
             Transport::Wire(wire) => wire.send(commands, as_eval).await,
         }
     }
@@ -188,7 +189,10 @@ impl RemoteStore {
     pub fn redis_cluster(seeds: &[String], options: RemoteOptions) -> Result<Self, StoreError> {
         let transport =
             RedisCluster::new(seeds, options.request_timeout, options.accept_invalid_certs)?;
-        Ok(Self::with_transport(Transport::Cluster(transport), options))
+        Ok(Self::with_transport(
+            Transport::Cluster(Box::new(transport)),
+            options,
+        ))
     }
 
     /// A store on an Upstash REST endpoint (`http://`) whose requests the caller carries: it
@@ -486,23 +490,9 @@ async fn send(
 ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
     let mut attempt = 0;
     loop {
-        match inner.transport.send(commands, as_eval).await {
+        match inner.transport.send(commands, as_eval, retry_until).await {
             Err(Attempt::NotRun(err)) => {
-                let fixed = RETRY_BACKOFF_MS.get(attempt).copied();
-                let last = RETRY_BACKOFF_MS[RETRY_BACKOFF_MS.len() - 1];
-                // With deadlines, give up only once they have passed (plus a little), never
-                // early: the caller's own timeout answer must come first.
-                let delay = match retry_until {
-                    Some(until) => {
-                        let now = Instant::now();
-                        (now < until).then(|| {
-                            Duration::from_millis(fixed.unwrap_or(last))
-                                .min(until - now + Duration::from_millis(20))
-                        })
-                    }
-                    None => fixed.map(Duration::from_millis),
-                };
-                match delay {
+                match resend_delay(attempt, retry_until) {
                     Some(delay) => tokio::time::sleep(delay).await,
                     None => return Err(err),
                 }
@@ -511,6 +501,24 @@ async fn send(
             Err(Attempt::Failed(err)) => return Err(err),
             Ok(items) => return Ok(items),
         }
+    }
+}
+
+/// How long to wait before re-sending what certainly did not run, or `None` to give up: the
+/// fixed schedule, or — when every caller has a deadline — for as long as one of them still
+/// waits (plus a little: the caller's own timeout answer must come first).
+pub(crate) fn resend_delay(attempt: usize, retry_until: Option<Instant>) -> Option<Duration> {
+    let fixed = RETRY_BACKOFF_MS.get(attempt).copied();
+    let last = RETRY_BACKOFF_MS[RETRY_BACKOFF_MS.len() - 1];
+    match retry_until {
+        Some(until) => {
+            let now = Instant::now();
+            (now < until).then(|| {
+                Duration::from_millis(fixed.unwrap_or(last))
+                    .min(until - now + Duration::from_millis(20))
+            })
+        }
+        None => fixed.map(Duration::from_millis),
     }
 }
 
