@@ -204,7 +204,7 @@ export type RedisConfig = {
    * `rediss://…` for the same over TLS. With `cluster: true`: one node of a Redis Cluster, or a
    * list of them (`redis://` or `rediss://`).
    */
-  url: string | string[] | undefined;
+  url?: string | string[] | undefined;
   /**
    * `true`: `url` is a Redis Cluster. Its topology is asked of the given node(s), each command
    * goes to the master serving its key's slot (MOVED / ASK followed, failovers ridden out), and
@@ -212,6 +212,22 @@ export type RedisConfig = {
    * instead of upstream's `prefix:identifier:…`. Native engine only.
    */
   cluster?: boolean;
+  /**
+   * Redis Sentinel: the sentinels to ask where the master of group `name` is (asked again
+   * whenever the master is lost or demoted by a failover). `password` / `username` / `db` are
+   * the master's; `sentinelPassword` / `sentinelUsername` the sentinels' own, if they have one.
+   * Also as a URL: `redis+sentinel://[:password@]host:port[,host:port…]/name[/db]`
+   * (`rediss+sentinel://` for TLS to the master). Native engine only.
+   */
+  sentinels?: Array<{ host: string; port?: number } | string>;
+  /** The master group the sentinels monitor (with `sentinels`). */
+  name?: string;
+  /** The master's password (with `sentinels`). */
+  password?: string;
+  username?: string;
+  db?: number;
+  sentinelPassword?: string;
+  sentinelUsername?: string;
   /** The REST token (UPSTASH_REDIS_REST_TOKEN); not used with a redis:// URL. */
   token?: string | undefined;
   /**

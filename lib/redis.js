@@ -415,6 +415,57 @@ function openCluster(redis, config) {
   defineCommands(redis, nativeSend(redis))
 }
 
+/**
+ * Redis Sentinel: `new Redis({ sentinels: [{ host, port }], name, password })` or
+ * `new Redis({ url: "redis+sentinel://[:password@]host:port[,host:port…]/name[/db]" })`
+ * (`rediss+sentinel://` reaches the master over TLS). The sentinels are asked where the master
+ * of `name` is, and asked again whenever it is lost or turns out to be a replica.
+ */
+function openSentinel(redis, config) {
+  const { sentinels, name, password, username, db } = sentinelSettings(config)
+  if (!engine.hasRemoteStores) {
+    throw new Error(`ratelimit-native: Redis Sentinel needs the native engine (Redis over TCP), which cannot run on ${runtimeName()}`)
+  }
+  const auth = (user, pass) => (pass ? `${encodeURIComponent(user ?? '')}:${encodeURIComponent(pass)}@` : '')
+  const sentinelAuth = auth(config.sentinelUsername, config.sentinelPassword)
+  const sentinelUrls = sentinels.map(({ host, port }) => `redis://${sentinelAuth}${host.includes(':') ? `[${host}]` : host}:${port}`)
+  const scheme = config.tls || /^rediss\+/i.test(config.url ?? '') ? 'rediss' : 'redis'
+  const master = `${scheme}://${auth(username, password)}master/${db}`
+  remember(redis, engine.NativeStore.redisSentinel(sentinelUrls, name, master, { acceptInvalidCerts: acceptInvalidCerts(config) }))
+  const shown = `${scheme}+sentinel://${sentinels.map(({ host, port }) => `${host}:${port}`).join(',')}/${name}`
+  Object.defineProperty(redis, 'url', { value: shown, enumerable: true })
+  defineCommands(redis, nativeSend(redis))
+}
+
+/** The sentinel options, from the object form or the URL, checked (never echoing a password). */
+function sentinelSettings(config) {
+  const bad = (what) => new TypeError(`ratelimit-native: Redis Sentinel: ${what}`)
+  let { sentinels, name, password, username, db = 0 } = config
+  if (config.sentinels === undefined) {
+    const match = /^rediss?\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/]+)\/([^/]+)(?:\/(\d+))?\/?$/i.exec(config.url)
+    if (!match) throw bad('the URL must look like redis+sentinel://[:password@]host:port[,host:port…]/name[/db]')
+    username = match[1] ? decodeURIComponent(match[1]) : undefined
+    password = match[2] !== undefined ? decodeURIComponent(match[2]) : undefined
+    sentinels = match[3].split(',').map((hostPort) => {
+      const at = hostPort.lastIndexOf(':')
+      return at > 0 ? { host: hostPort.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(hostPort.slice(at + 1)) } : { host: hostPort, port: 26379 }
+    })
+    name = decodeURIComponent(match[4])
+    db = match[5] === undefined ? 0 : Number(match[5])
+  }
+  if (!Array.isArray(sentinels) || sentinels.length === 0) throw bad('`sentinels` must be a non-empty list of { host, port }')
+  const list = sentinels.map((s) => (typeof s === 'string' ? { host: s.slice(0, s.lastIndexOf(':')), port: Number(s.slice(s.lastIndexOf(':') + 1)) } : s))
+  for (const s of list) {
+    if (!s || typeof s.host !== 'string' || !/^(?:[\w.-]+|[0-9a-f:]+)$/i.test(s.host) || !Number.isInteger(s.port ?? 26379) || (s.port ?? 26379) < 1 || (s.port ?? 26379) > 65535) {
+      throw bad('every sentinel needs a `host` (a name or an address) and a `port` (1–65535)')
+    }
+  }
+  if (typeof name !== 'string' || name === '') throw bad('`name` (the master group sentinels monitor, e.g. "mymaster") is required')
+  if (password !== undefined && typeof password !== 'string') throw bad('`password` must be a string')
+  if (!Number.isInteger(Number(db)) || Number(db) < 0) throw bad('`db` must be a database number')
+  return { sentinels: list.map((s) => ({ host: s.host, port: s.port ?? 26379 })), name, password, username, db: Number(db) }
+}
+
 /** Upstream-compatible parsing of string replies (`@upstash/redis` automaticDeserialization). */
 function parseReply(value) {
   if (Array.isArray(value)) return value.map(parseReply)
@@ -439,6 +490,10 @@ class Redis {
     const { url, token } = config ?? {}
     if (config?.cluster !== undefined && config.cluster !== false) {
       openCluster(this, config)
+      return
+    }
+    if (config?.sentinels !== undefined || (typeof url === 'string' && /^rediss?\+sentinel:\/\//i.test(url))) {
+      openSentinel(this, config)
       return
     }
     if (typeof url === 'string' && /^rediss?:\/\//i.test(url)) {

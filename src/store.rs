@@ -281,6 +281,20 @@ impl NativeStore {
         NativeStore::remote(options, |opts| RemoteStore::redis_cluster(&seeds, opts))
     }
 
+    /// A store on the master of a Redis Sentinel group (`sentinels`: redis:// URLs; `master`: a
+    /// URL whose user, password and database are used on the master, its host ignored).
+    #[napi(catch_unwind, factory)]
+    pub fn redis_sentinel(
+        sentinels: Vec<String>,
+        name: String,
+        master: String,
+        options: Option<UpstashRestStoreOptions>,
+    ) -> Result<NativeStore> {
+        NativeStore::remote(options, |opts| {
+            RemoteStore::redis_sentinel(&sentinels, &name, &master, opts)
+        })
+    }
+
     fn remote(
         options: Option<UpstashRestStoreOptions>,
         open: impl FnOnce(RemoteOptions) -> std::result::Result<RemoteStore, StoreError>,

@@ -105,3 +105,8 @@ void thresholdError;
 const perId = new Ours.Ratelimit({ redis: upstashRedis, limiter: Ours.Ratelimit.fixedWindow(5, "1 m"), dynamicLimits: { perIdentifier: true } });
 void perId.setDynamicLimit({ identifier: "user-1", limit: 50 });
 void perId.getDynamicLimit({ identifier: "user-1" });
+// Self-hosted deployments: a Redis Cluster (one node or a list) and a Sentinel group.
+const onCluster = new Ours.Redis({ url: ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"], cluster: true });
+const onSentinel = new Ours.Redis({ sentinels: [{ host: "10.0.0.1", port: 26379 }], name: "mymaster", password: "pw" });
+const onSentinelUrl = new Ours.Redis({ url: "redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/mymaster" });
+for (const redis of [onCluster, onSentinel, onSentinelUrl]) void new Ours.Ratelimit({ redis, limiter: Ours.Ratelimit.slidingWindow(10, "10 s") });

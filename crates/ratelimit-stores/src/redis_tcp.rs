@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisError, Value};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, TlsMode, Value};
 
 use ratelimit_core::pipeline::{Attempt, Command};
 use ratelimit_core::reply::{Reply, StoreError};
@@ -83,12 +84,21 @@ pub(crate) fn scrub_password(text: String, password: Option<&str>) -> String {
     }
 }
 
+/// Where the connection goes.
+enum Source {
+    /// One server.
+    Server(redis::Client),
+    /// Whichever server a group of sentinels names the master of a group: asked again whenever
+    /// the connection is lost or the server turns out to be a replica (after a failover).
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+}
+
 pub(crate) struct RedisTcp {
-    client: redis::Client,
+    source: Source,
     /// `host:port` only: what error messages may show.
     display: String,
-    /// Kept only to scrub it from error texts.
-    password: Option<String>,
+    /// Kept only to scrub them from error texts.
+    passwords: Vec<String>,
     response_timeout: Duration,
     connection: Mutex<Option<ConnectionManager>>,
     connecting: tokio::sync::Mutex<()>,
@@ -107,13 +117,91 @@ impl RedisTcp {
             StoreError::InvalidConfig(target.scrub(format!("invalid Redis URL: {e}")))
         })?;
         Ok(RedisTcp {
-            client,
+            source: Source::Server(client),
             display: target.display,
-            password: target.password,
+            passwords: target.password.into_iter().collect(),
             response_timeout,
             connection: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// A store on the master of the sentinels' group `name`. `sentinels`: redis:// URLs of
+    /// sentinels (a password there is the sentinels' own); `master`: a redis:// or rediss://
+    /// URL whose user, password and database are used on the master (its host is ignored).
+    pub(crate) fn sentinel(
+        sentinels: &[String],
+        name: &str,
+        master: &str,
+        response_timeout: Duration,
+        accept_invalid_certs: bool,
+    ) -> Result<Self, StoreError> {
+        if sentinels.is_empty() || name.is_empty() {
+            return Err(StoreError::InvalidConfig(
+                "Redis Sentinel needs at least one sentinel and the name of the master group"
+                    .into(),
+            ));
+        }
+        let targets = sentinels
+            .iter()
+            .map(|url| RedisUrl::parse(url, accept_invalid_certs))
+            .collect::<Result<Vec<_>, _>>()?;
+        let master_target = RedisUrl::parse(master, accept_invalid_certs)?;
+        let mut passwords: Vec<String> =
+            targets.iter().filter_map(|t| t.password.clone()).collect();
+        passwords.extend(master_target.password.clone());
+        let scrub = |mut text: String| {
+            for password in &passwords {
+                text = scrub_password(text, Some(password));
+            }
+            text
+        };
+        let master_info = master_target
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| StoreError::InvalidConfig(scrub(format!("invalid Redis URL: {e}"))))?;
+        let mut node = SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(master_info.redis_settings().clone());
+        if master_target.url.starts_with("rediss:") {
+            node = node.set_tls_mode(if accept_invalid_certs {
+                TlsMode::Insecure
+            } else {
+                TlsMode::Secure
+            });
+        }
+        let client = SentinelClient::build(
+            targets.iter().map(|t| t.url.as_str()).collect(),
+            name,
+            Some(node),
+            SentinelServerType::Master,
+        )
+        .map_err(|e| StoreError::InvalidConfig(scrub(format!("invalid sentinel settings: {e}"))))?;
+        Ok(RedisTcp {
+            source: Source::Sentinel(tokio::sync::Mutex::new(client)),
+            display: format!(
+                "master {name:?} via sentinels {}",
+                targets
+                    .iter()
+                    .map(|t| t.display.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            passwords,
+            response_timeout,
+            connection: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Drops the connection of a sentinel store, so the next batch asks the sentinels where
+    /// the master is now. (A single server's connection reconnects by itself.)
+    fn forget_master(&self) {
+        if matches!(self.source, Source::Sentinel(_)) {
+            if let Ok(mut guard) = self.connection.lock() {
+                *guard = None;
+            }
+        }
     }
 
     fn cached_connection(&self) -> Option<ConnectionManager> {
@@ -134,7 +222,29 @@ impl RedisTcp {
             .set_response_timeout(Some(self.response_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_with_config(self.client.clone(), config)
+        let client = match &self.source {
+            Source::Server(client) => client.clone(),
+            Source::Sentinel(sentinel) => {
+                sentinel
+                    .lock()
+                    .await
+                    .async_get_client()
+                    .await
+                    .map_err(|e| {
+                        // No sentinel answered, or none knows a master (a failover under way):
+                        // worth waiting for; a refused password is not.
+                        let err = self.error("could not find the master", &e);
+                        if e.kind() == redis::ErrorKind::AuthenticationFailed
+                            || e.to_string().contains("WRONGPASS")
+                        {
+                            Attempt::Failed(err)
+                        } else {
+                            Attempt::NotRun(err)
+                        }
+                    })?
+            }
+        };
+        let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| {
                 // Nothing was sent yet: a server that is down or restarting is worth waiting
@@ -177,6 +287,7 @@ impl RedisTcp {
         pipe.ignore_errors();
         let mut conn = self.connection().await?;
         let reply: Value = pipe.query_async(&mut conn).await.map_err(|e| {
+            self.forget_master();
             if never_sent(&e) {
                 Attempt::NotRun(self.error("could not connect", &e))
             } else if e.is_timeout() {
@@ -187,6 +298,16 @@ impl RedisTcp {
         })?;
         match reply {
             Value::Array(values) if values.len() == commands.len() => {
+                if matches!(self.source, Source::Sentinel(_)) && values.iter().any(is_readonly) {
+                    // The server was demoted to a replica by a failover. Its answers are reads
+                    // or writes it refused (a script fails at its first write), so the whole
+                    // batch is sent again, to the master the sentinels name now.
+                    self.forget_master();
+                    return Err(Attempt::NotRun(StoreError::Transport(format!(
+                        "request to Redis {} reached a replica",
+                        self.display
+                    ))));
+                }
                 Ok(values.into_iter().map(reply_of).collect())
             }
             other => Err(Attempt::Failed(StoreError::BadResponse(format!(
@@ -197,8 +318,11 @@ impl RedisTcp {
     }
 
     fn error(&self, what: &str, err: &RedisError) -> StoreError {
-        let text = format!("request to Redis at {} {what}: {err}", self.display);
-        StoreError::Transport(scrub_password(text, self.password.as_deref()))
+        let mut text = format!("request to Redis at {} {what}: {err}", self.display);
+        for password in &self.passwords {
+            text = scrub_password(text, Some(password));
+        }
+        StoreError::Transport(text)
     }
 }
 
@@ -237,6 +361,11 @@ fn io_error_kind(err: &RedisError) -> Option<std::io::ErrorKind> {
     shared
         .downcast_ref::<std::io::Error>()
         .map(std::io::Error::kind)
+}
+
+/// Whether a pipeline item is a replica's refusal to write.
+fn is_readonly(value: &Value) -> bool {
+    matches!(value, Value::ServerError(err) if err.code() == "READONLY")
 }
 
 /// A pipeline item as the stores' common reply type; a Redis error becomes that item's error.

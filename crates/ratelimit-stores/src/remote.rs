@@ -111,7 +111,7 @@ struct Queue {
 /// How batches travel.
 enum Transport {
     Rest(RestTransport),
-    Tcp(RedisTcp),
+    Tcp(Box<RedisTcp>),
     /// A Redis Cluster over TCP: each command to its slot's node.
     Cluster(Box<RedisCluster>),
     /// REST over a connection the caller owns (the binding's, on Node's event loop).
@@ -181,7 +181,31 @@ impl RemoteStore {
     /// `rediss://` over TLS).
     pub fn redis_tcp(url: &str, options: RemoteOptions) -> Result<Self, StoreError> {
         let transport = RedisTcp::new(url, options.request_timeout, options.accept_invalid_certs)?;
-        Ok(Self::with_transport(Transport::Tcp(transport), options))
+        Ok(Self::with_transport(
+            Transport::Tcp(Box::new(transport)),
+            options,
+        ))
+    }
+
+    /// A store on the master of a Redis Sentinel group: `sentinels` (redis:// URLs), the group's
+    /// `name`, and `master`, a URL whose user, password and database are used on the master.
+    pub fn redis_sentinel(
+        sentinels: &[String],
+        name: &str,
+        master: &str,
+        options: RemoteOptions,
+    ) -> Result<Self, StoreError> {
+        let transport = RedisTcp::sentinel(
+            sentinels,
+            name,
+            master,
+            options.request_timeout,
+            options.accept_invalid_certs,
+        )?;
+        Ok(Self::with_transport(
+            Transport::Tcp(Box::new(transport)),
+            options,
+        ))
     }
 
     /// A store on a Redis Cluster, found from one or more of its nodes (`redis://…` or
