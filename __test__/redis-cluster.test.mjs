@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import IORedis from 'ioredis'
 import { createCluster } from 'redis'
-import { Analytics, Ratelimit, Redis } from '../index.js'
+import { Analytics, MultiRegionRatelimit, Ratelimit, Redis } from '../index.js'
 import { engine } from './helpers/engine.mjs'
 import { startRedisCluster } from './helpers/cluster.mjs'
 import { track, stopChild } from './helpers/servers.mjs'
@@ -108,6 +108,18 @@ for (const name of clientNames) {
       const events = await admin.zrange(`${guardedPrefix}:events:${hour}`, 0, -1, 'WITHSCORES')
       assert.deepEqual(events.filter((_, i) => i % 2 === 0).map((m) => JSON.parse(m)).map((e) => [e.identifier, e.success]).sort(), [['192.0.2.66', 'denied'], ['user', true]])
 
+      // Analytics read back bucket by bucket (the hours live in different slots).
+      const analytics = new Analytics({ redis: clients[name], prefix: guardedPrefix })
+      await analytics.record({ identifier: 'user', time: Date.now(), success: false })
+      assert.deepEqual(await analytics.getUsage(Date.now() - 3_600_000), { user: { success: 1, blocked: 1 }, '192.0.2.66': { success: 1, blocked: 0 } })
+      assert.deepEqual(await analytics.getMostAllowedBlocked(2), {
+        allowed: [{ identifier: 'user', count: 1 }],
+        ratelimited: [{ identifier: 'user', count: 1 }],
+        denied: [{ identifier: '192.0.2.66', count: 1 }],
+      })
+      const [thisHour, lastHour] = await analytics.getUsageOverTime(2, 'identifier')
+      assert.deepEqual([thisHour.identifier, Object.keys(lastHour)], [{ user: 2, '192.0.2.66': 1 }, ['time']])
+
       // A missing IP-list status: marked pending, and the list refreshed through the client,
       // its keys in three slots (the list itself from a local stand-in for the download).
       // (A value per client: the deny cache is shared by every limiter of the process.)
@@ -136,6 +148,19 @@ for (const name of clientNames) {
     })
   })
 }
+
+test('MultiRegionRatelimit over cluster clients (both regions on the one test cluster)', T, async () => {
+  const names = clientNames.slice(0, 2)
+  const rl = new MultiRegionRatelimit({ redis: names.map((n) => clients[n]), limiter: MultiRegionRatelimit.slidingWindow(3, '30 s'), prefix: fresh() })
+  const results = []
+  for (let i = 0; i < 4; i++) {
+    const r = await rl.limit('u')
+    await r.pending
+    results.push(r.success)
+  }
+  assert.deepEqual(results, [true, true, true, false])
+  assert.equal(rl.getKey('u').endsWith(':{u}'), true)
+})
 
 test('one database for all three clients: their calls count together', { ...T, skip: engine === 'native' ? false : 'our cluster client needs the native engine' }, async () => {
   const prefix = fresh()

@@ -29,6 +29,7 @@
 
 const { ratelimitClient } = require('./client-adapters')
 const { markStockRedis } = require('./algorithms')
+const { isCluster } = require('./cluster')
 const HOUR_MS = 60 * 60 * 1000
 const TABLE = 'events'
 const DEFAULT_PREFIX = '@upstash/ratelimit'
@@ -150,6 +151,45 @@ end
 return groups
 `
 
+// On a Redis Cluster the hour buckets live in different slots, so no script can read several:
+// each bucket is read on its own and the union (ZUNION … WITHSCORES: summed scores, ordered by
+// score, then member) and the top entries are computed here, the way the scripts above do.
+const RANGE_SCRIPT = "return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')"
+
+/** The member as text (our Redis hands back parsed JSON). */
+const memberText = (member) => (typeof member === 'string' ? member : JSON.stringify(member))
+
+/** ZUNION … WITHSCORES of `replies` (each a ZRANGE … WITHSCORES), as a flat list. */
+function unionOf(replies) {
+  const totals = new Map()
+  for (const reply of replies) {
+    for (let i = 0; i < (reply?.length ?? 0); i += 2) {
+      const member = memberText(reply[i])
+      totals.set(member, (totals.get(member) ?? 0) + Number(reply[i + 1]))
+    }
+  }
+  const sorted = [...totals].sort(([a, x], [b, y]) => x - y || (a < b ? -1 : a > b ? 1 : 0))
+  return sorted.flat()
+}
+
+/** TOP_SCRIPT's selection over a union: up to `perGroup` entries per outcome, highest first. */
+function topOfUnion(union, perGroup, inspect) {
+  const markers = ['success":true', 'success":false', 'success":"denied']
+  const groups = [[], [], []]
+  let picked = 0
+  const lowest = union.length - 2 * inspect - 1
+  for (let at = union.length - 2; picked < perGroup * 3 && at >= 0 && at >= lowest; at -= 2) {
+    const score = Math.trunc(Number(union[at + 1]))
+    if (!(score > 0)) continue
+    const g = markers.findIndex((marker, i) => groups[i].length < perGroup && union[at].includes(marker))
+    if (g >= 0) {
+      groups[g].push([score, union[at]])
+      picked++
+    }
+  }
+  return groups
+}
+
 // --- reply decoding ----------------------------------------------------------------------------
 
 /** A zset member as an event object: @upstash/redis already parsed it; raw clients give JSON text. */
@@ -223,7 +263,7 @@ class Analytics {
   /** `{ identifier: { success, blocked } }` over the hours since `cutoff` (≤ 256 hours). */
   async getUsage(cutoff = 0) {
     const { keys } = bucketKeys(this.prefix, lookback(cutoff))
-    const union = await this.redis.eval(UNION_SCRIPT, keys, [])
+    const union = isCluster(this.redis) ? await this.#unionApart(keys) : await this.redis.eval(UNION_SCRIPT, keys, [])
     const usage = {}
     for (let i = 0; i < union.length; i += 2) {
       const event = decodeMember(union[i])
@@ -245,8 +285,15 @@ class Analytics {
     const inspect = checkAtMost ?? getTop * 5
     const count = Number(timestampCount)
     const { keys } = bucketKeys(this.prefix, count)
-    const [allowed, ratelimited, denied] = await this.redis.eval(TOP_SCRIPT, keys, [getTop, inspect, keys.length < count ? count : keys.length])
+    const [allowed, ratelimited, denied] = isCluster(this.redis)
+      ? topOfUnion(await this.#unionApart(keys), getTop, inspect)
+      : await this.redis.eval(TOP_SCRIPT, keys, [getTop, inspect, keys.length < count ? count : keys.length])
     return { allowed: topList(allowed), ratelimited: topList(ratelimited), denied: topList(denied) }
+  }
+
+  /** The buckets' union on a cluster, read bucket by bucket. */
+  async #unionApart(keys) {
+    return unionOf(await Promise.all(keys.map((key) => this.redis.eval(RANGE_SCRIPT, [key], []))))
   }
 
   async #groupedBuckets(field, timestampCount) {
@@ -257,8 +304,9 @@ class Analytics {
     if (!Number.isInteger(count)) count = Math.floor(count / BUCKETS_PER_CALL) * BUCKETS_PER_CALL
     const { newest, keys } = bucketKeys(this.prefix, count)
     const calls = []
-    for (let start = 0; start < keys.length; start += BUCKETS_PER_CALL) {
-      calls.push(this.redis.eval(GROUP_BY_FIELD_SCRIPT, keys.slice(start, start + BUCKETS_PER_CALL), [field]))
+    const perCall = isCluster(this.redis) ? 1 : BUCKETS_PER_CALL
+    for (let start = 0; start < keys.length; start += perCall) {
+      calls.push(this.redis.eval(GROUP_BY_FIELD_SCRIPT, keys.slice(start, start + perCall), [field]))
     }
     const replies = (await Promise.all(calls)).flat(1)
     return replies.map((pairs, i) => bucketAggregate(pairs, field, newest - i * HOUR_MS))

@@ -31,6 +31,9 @@ use ratelimit_core::scripts::Script;
 /// Most commands per `/pipeline` request (what `@upstash/redis` uses too).
 const MAX_BATCH: usize = 1000;
 
+/// Batches in flight on a Redis Cluster (see [`RemoteStore::redis_cluster`]).
+const CLUSTER_IN_FLIGHT: usize = 16;
+
 /// Waits before re-sending a request that certainly did not run (connection refused, or the
 /// server answered 502/503 because it could not reach Redis): about 0.8 s in all, enough to ride
 /// out a Redis or REST-server restart, short enough to stay inside the limiter's timeout.
@@ -210,7 +213,10 @@ impl RemoteStore {
 
     /// A store on a Redis Cluster, found from one or more of its nodes (`redis://…` or
     /// `rediss://…`).
-    pub fn redis_cluster(seeds: &[String], options: RemoteOptions) -> Result<Self, StoreError> {
+    pub fn redis_cluster(seeds: &[String], mut options: RemoteOptions) -> Result<Self, StoreError> {
+        // A batch whose commands for a failed master are being resent holds its slot until the
+        // callers' deadline; more slots let the calls for the healthy masters go on meanwhile.
+        options.max_in_flight = options.max_in_flight.max(CLUSTER_IN_FLIGHT);
         let transport =
             RedisCluster::new(seeds, options.request_timeout, options.accept_invalid_certs)?;
         Ok(Self::with_transport(
