@@ -22,9 +22,17 @@ export const CONTENDERS = {
   'native-memory': { label: 'ratelimit-native, Redis.memory()', ours: true, memory: true, peer: 'rlflex-memory' },
   'wasm-rest': { label: 'ratelimit-native on WebAssembly, own Redis (REST)', ours: true, rest: true, peer: 'rlflex-redis' },
   'wasm-memory': { label: 'ratelimit-native on WebAssembly, Redis.memory()', ours: true, memory: true, peer: 'rlflex-memory' },
+  // Redis Cluster (the 3+3 cluster bench/run.mjs starts when a cluster workload is selected).
+  'native-cluster': { label: 'ratelimit-native, Redis Cluster (new Redis({ url: [6 nodes], cluster: true }))', ours: true, cluster: true, peer: 'rlflex-cluster' },
+  // Bring your own client: our Ratelimit over the user's ioredis / node-redis client, each against
+  // rate-limiter-flexible over the same kind of client (same options), on the standalone redis-server.
+  'native-ioredis': { label: 'ratelimit-native, your ioredis client (redis: new IORedis(…))', ours: true, byo: true, byoOnly: true, peer: 'rlflex-redis' },
+  'native-node-redis': { label: 'ratelimit-native, your node-redis client (redis: createClient(…))', ours: true, byo: true, byoOnly: true, peer: 'rlflex-node-redis' },
   'upstash-js': { label: '@upstash/ratelimit 2.2.0 + @upstash/redis 1.39', rest: true },
-  'rlflex-redis': { label: 'rate-limiter-flexible RateLimiterRedis (ioredis)', fixedOnly: true },
+  'rlflex-redis': { label: 'rate-limiter-flexible RateLimiterRedis (ioredis)', fixedOnly: true, byo: true },
   'rlflex-memory': { label: 'rate-limiter-flexible RateLimiterMemory', memory: true, fixedOnly: true },
+  'rlflex-cluster': { label: 'rate-limiter-flexible RateLimiterRedis (ioredis Cluster)', cluster: true, fixedOnly: true },
+  'rlflex-node-redis': { label: 'rate-limiter-flexible RateLimiterRedis (node-redis, useRedisPackage)', fixedOnly: true, byo: true, byoOnly: true },
 }
 
 const NEVER = 1e9 // a limit no workload reaches: every call takes the full path
@@ -48,11 +56,34 @@ export const WORKLOADS = {
     title: 'c=64, 10k keys, fixedWindow, analytics + enableProtection',
     concurrency: 64, keys: 10_000, algorithm: 'fixed', limit: NEVER, analytics: true,
   },
+  'cluster-c1-fixed': {
+    title: 'Redis Cluster (3 masters + 3 replicas on loopback), c=1, 10k keys, fixedWindow',
+    concurrency: 1, keys: 10_000, algorithm: 'fixed', limit: NEVER, cluster: true,
+  },
+  'cluster-c64-fixed': {
+    title: 'Redis Cluster (3 masters + 3 replicas on loopback), c=64, 10k keys, fixedWindow',
+    concurrency: 64, keys: 10_000, algorithm: 'fixed', limit: NEVER, cluster: true,
+  },
+  'byo-c1-fixed': {
+    title: 'your own client (ioredis / node-redis) on the standalone redis-server, c=1, 10k keys, fixedWindow',
+    concurrency: 1, keys: 10_000, algorithm: 'fixed', limit: NEVER, byo: true,
+  },
+  'byo-c64-fixed': {
+    title: 'your own client (ioredis / node-redis) on the standalone redis-server, c=64, 10k keys, fixedWindow',
+    concurrency: 64, keys: 10_000, algorithm: 'fixed', limit: NEVER, byo: true,
+    // `--quick` (the CI smoke test) runs one pair of this workload only: the ioredis pair.
+    quick: ['native-ioredis', 'rlflex-redis'],
+  },
 }
 
 export function applicable(contender, workload) {
   const c = CONTENDERS[contender]
   const w = WORKLOADS[workload]
+  // The cluster workloads hold the cluster contenders only, and those run nowhere else; the
+  // bring-your-own-client workloads hold the client pairs, whose extra members run nowhere else.
+  if (w.cluster || c.cluster) return Boolean(w.cluster && c.cluster)
+  if (w.byo) return Boolean(c.byo)
+  if (c.byoOnly) return false
   if (w.memoryOnly) return Boolean(c.memory)
   if (w.analytics) return ['native-rest', 'native-tcp', 'wasm-rest', 'upstash-js'].includes(contender)
   if (w.algorithm === 'sliding') return !c.fixedOnly
@@ -88,6 +119,23 @@ async function makeLimiter(name, w, cfg) {
     }
   }
 
+  // The clients a user already has, built the same way for ours and for rate-limiter-flexible.
+  const ioredisClient = async () => {
+    const { default: IORedis } = await import('ioredis')
+    const client = new IORedis({ host: '127.0.0.1', port: cfg.redisPort, password: cfg.redisPassword, enableOfflineQueue: false })
+    await new Promise((resolve, reject) => {
+      client.once('ready', resolve)
+      client.once('error', reject)
+    })
+    return client
+  }
+  const nodeRedisClient = async () => {
+    const { createClient } = await import('redis')
+    const client = createClient({ url: `redis://:${cfg.redisPassword}@127.0.0.1:${cfg.redisPort}` })
+    await client.connect()
+    return client
+  }
+
   if (name.startsWith('wasm-')) {
     // The WebAssembly engine on Node.js, as an Edge runtime or a Next.js bundle runs it.
     process.env.RATELIMIT_NATIVE_ENGINE = 'wasm'
@@ -102,6 +150,12 @@ async function makeLimiter(name, w, cfg) {
     if (name === 'native-rest') return upstashStyle(Ratelimit, new Redis(restOpts))
     if (name === 'native-tcp') return upstashStyle(Ratelimit, new Redis({ url: `redis://:${cfg.redisPassword}@127.0.0.1:${cfg.redisPort}` }))
     if (name === 'native-upstash-redis') return upstashStyle(Ratelimit, new UpstashRedis(restOpts))
+    if (name === 'native-cluster') {
+      if (!cfg.cluster) throw new Error('no Redis Cluster in the benchmark config')
+      return upstashStyle(Ratelimit, new Redis({ url: cfg.cluster.urls, cluster: true }))
+    }
+    if (name === 'native-ioredis') return upstashStyle(Ratelimit, await ioredisClient())
+    if (name === 'native-node-redis') return upstashStyle(Ratelimit, await nodeRedisClient())
     if (name === 'native-compat') {
       const u = new UpstashRedis(restOpts)
       const plain = {
@@ -125,13 +179,25 @@ async function makeLimiter(name, w, cfg) {
   }
   if (name === 'rlflex-redis') {
     const { RateLimiterRedis } = await import('rate-limiter-flexible')
+    return rlflex(RateLimiterRedis, { storeClient: await ioredisClient(), ...(w.flood ? { inMemoryBlockOnConsumed: w.limit } : {}) })
+  }
+  if (name === 'rlflex-node-redis') {
+    const { RateLimiterRedis } = await import('rate-limiter-flexible')
+    return rlflex(RateLimiterRedis, { storeClient: await nodeRedisClient(), useRedisPackage: true })
+  }
+  if (name === 'rlflex-cluster') {
+    if (!cfg.cluster) throw new Error('no Redis Cluster in the benchmark config')
+    const { RateLimiterRedis } = await import('rate-limiter-flexible')
     const { default: IORedis } = await import('ioredis')
-    const client = new IORedis({ host: '127.0.0.1', port: cfg.redisPort, password: cfg.redisPassword, enableOfflineQueue: false })
+    // rate-limiter-flexible takes any ioredis client as storeClient: on a Cluster its script is
+    // defined with defineCommand (one key per call), so ioredis routes each call by slot.
+    const roots = cfg.cluster.urls.map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port) }))
+    const client = new IORedis.Cluster(roots, { redisOptions: { password: cfg.cluster.password } })
     await new Promise((resolve, reject) => {
       client.once('ready', resolve)
       client.once('error', reject)
     })
-    return rlflex(RateLimiterRedis, { storeClient: client, ...(w.flood ? { inMemoryBlockOnConsumed: w.limit } : {}) })
+    return rlflex(RateLimiterRedis, { storeClient: client })
   }
   if (name === 'rlflex-memory') {
     const { RateLimiterMemory } = await import('rate-limiter-flexible')
@@ -179,11 +245,11 @@ async function drive(limit, { concurrency, nextKey, deadline, maxOps, hist }) {
 }
 
 /** Sum of `calls` in INFO commandstats, without the commands the benchmark itself sends. */
-async function redisCalls(cfg) {
+async function redisCalls(port, password) {
   let info = ''
   for (let attempt = 0; attempt < 3; attempt++) {
     // The helper returns at the first chunk ending in CRLF: check the bulk length is all there.
-    info = await redisCommand(cfg.redisPort, cfg.redisPassword, ['INFO', 'commandstats'])
+    info = await redisCommand(port, password, ['INFO', 'commandstats'])
     const m = /^\$(\d+)\r\n/.exec(info)
     if (m && Buffer.byteLength(info) >= m[0].length + Number(m[1]) + 2) break
     if (attempt === 2) throw new Error(`incomplete INFO reply: ${info.slice(0, 80)}`)
@@ -207,12 +273,23 @@ function httpCount(url) {
   })
 }
 
-async function snapshot(cfg) {
+/** CPU µs of several processes together, or null when one is unreadable. */
+function cpuOf(pids) {
+  const each = pids.map(processCpuMicros)
+  return each.includes(null) ? null : each.reduce((a, b) => a + b, 0)
+}
+
+async function snapshot(cfg, w) {
+  // On the cluster: commands summed over its masters (a replica's commandstats count what it
+  // replays), CPU over all six nodes (replication is work the calls cause).
+  const cluster = w.cluster ? cfg.cluster : null
   return {
-    redisCalls: await redisCalls(cfg),
+    redisCalls: cluster
+      ? (await Promise.all(cluster.masterPorts.map((port) => redisCalls(port, cluster.password)))).reduce((a, b) => a + b, 0)
+      : await redisCalls(cfg.redisPort, cfg.redisPassword),
     http: await httpCount(cfg.counterUrl),
     restCpu: processCpuMicros(cfg.restPid),
-    redisCpu: processCpuMicros(cfg.redisPid),
+    redisCpu: cluster ? cpuOf(cluster.pids) : processCpuMicros(cfg.redisPid),
     cpu: process.cpuUsage(),
     t: performance.now(),
   }
@@ -248,11 +325,11 @@ async function main() {
   await drive(limit, { concurrency: w.concurrency, nextKey: warmKey, deadline: performance.now() + cfg.warmupMs, maxOps: warmupMaxOps })
   const memBefore = w.distinct ? gcMemory() : null
   const hist = new Histogram()
-  const before = await snapshot(cfg)
+  const before = await snapshot(cfg, w)
   const maxOps = w.distinct ? distinctCap(w, cfg) - DISTINCT_WARMUP_KEYS : cfg.maxOps
   const deadline = before.t + (w.distinct ? cfg.distinctMaxMs : cfg.durationMs)
   const counts = await drive(limit, { concurrency: w.concurrency, nextKey, deadline, maxOps, hist })
-  const after = await snapshot(cfg)
+  const after = await snapshot(cfg, w)
   const memAfter = w.distinct ? gcMemory() : null
 
   const diff = (k) => (after[k] === null || before[k] === null ? null : after[k] - before[k])

@@ -8,16 +8,19 @@
 // `--pin one-core` is a diagnostic, never the judged run: everything shares core 1, so no call
 // wakes the other core (what that costs a call on this machine), and the results go to
 // bench/RESULTS.one-core.md. `--out RESULTS.x.md` sends a partial run's tables to bench/RESULTS.x.md.
+// When a Redis Cluster workload is selected, a throwaway 3-master/3-replica cluster is started
+// once for the run (its nodes pinned with redis-server) and stopped at the end, also on errors.
 // Exits non-zero only on errors (a crash, a rejected call that should pass), never on numbers.
 
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { startRedisCluster } from '../__test__/helpers/cluster.mjs'
 import { startStack } from '../__test__/helpers/servers.mjs'
 import { CONTENDERS, WORKLOADS, applicable } from './contender.mjs'
 import { Histogram, fmt, median } from './stats.mjs'
@@ -57,8 +60,13 @@ const S = {
   countWarmupMs: 300, // the HTTP-counting pass: short, not timed
   countDurationMs: opt.quick ? 300 : 1000,
 }
-const workloads = list(opt.workloads, Object.keys(WORKLOADS)) ?? (opt.quick ? ['c1-fixed', 'c64-fixed', 'flood64', 'keys1m'] : Object.keys(WORKLOADS))
+const workloads =
+  list(opt.workloads, Object.keys(WORKLOADS)) ??
+  (opt.quick ? ['c1-fixed', 'c64-fixed', 'flood64', 'keys1m', 'cluster-c64-fixed', 'byo-c64-fixed'] : Object.keys(WORKLOADS))
 const contenders = list(opt.contenders, Object.keys(CONTENDERS)) ?? Object.keys(CONTENDERS)
+/** Whether this run measures `name` on `workload`: applicable, and in a --quick run one of the workload's quick pair when it names one. */
+const selected = (name, workload) => applicable(name, workload) && (!opt.quick || !WORKLOADS[workload].quick || WORKLOADS[workload].quick.includes(name))
+const needsCluster = workloads.some((w) => WORKLOADS[w].cluster && contenders.some((c) => selected(c, w)))
 if (!['split', 'one-core'].includes(opt.pin)) die(`--pin takes split or one-core, not ${opt.pin}`)
 const ONE_CORE = opt.pin === 'one-core'
 /** The core each contender process runs on when pinning applies (the servers are on core 1). */
@@ -223,7 +231,7 @@ function table(workload, cells, results) {
     ? ['contender', 'ops/s (min–max)', 'p50 µs', 'p99 µs', 'Node CPU µs/call', 'RSS B/key', 'heap B/key', '× rlflex', 'notes']
     : ['contender', 'ops/s (min–max)', 'p50 µs', 'p99 µs', 'Node CPU µs/call', 'REST req/call', 'Redis cmds/call', 'REST+Redis CPU µs/call', '× upstash-js', '× rlflex', 'notes']
   const rows = []
-  for (const name of contenders.filter((c) => applicable(c, workload))) {
+  for (const name of contenders.filter((c) => selected(c, workload))) {
     const c = cells[name]
     if (!c) continue
     const label = CONTENDERS[name].label
@@ -246,7 +254,7 @@ function table(workload, cells, results) {
             CONTENDERS[name].rest ? fmt(c.httpPerCall) : '0',
             fmt(c.redisCalls),
             fmt(c.serverCpu),
-            ours && !CONTENDERS[name].memory ? x(ratio(cells, name, 'upstash-js')) : '',
+            ours && !CONTENDERS[name].memory && applicable('upstash-js', workload) ? x(ratio(cells, name, 'upstash-js')) : '',
             ours ? x(ratio(cells, name, CONTENDERS[name].peer)) : '',
             notes.join('; '),
           ],
@@ -324,6 +332,33 @@ function targets(results) {
   if (m64 && r64 && !m64.unavailable) memText += ` (for information, c=64 over 10k keys: ${(m64.opsPerSec / r64.opsPerSec).toFixed(2)}×)`
   out.push(`- memory store: ≥ 3× rlflex Memory ops/s and ≤ 130 bytes per key at 1M keys — ${memText}`)
 
+  // Against rate-limiter-flexible on the same Redis through the same kind of client: the ratio of
+  // the median ops/s, with both sides' median (min–max) over rounds as in the tables.
+  const vsPeer = (name, w, min) => {
+    const ours = cell(w, name)
+    const peer = cell(w, CONTENDERS[name].peer)
+    if (ours?.unavailable) return { met: null, text: `c=${WORKLOADS[w].concurrency}: not measured: ${ours.unavailable}` }
+    if (!ours || !peer || peer.unavailable) return null
+    const r = ours.opsPerSec / peer.opsPerSec
+    const spread = (c) => `${fmt(c.opsPerSec)} (${fmt(c.min)}–${fmt(c.max)})`
+    return { met: r >= min, text: `c=${WORKLOADS[w].concurrency}: ${r.toFixed(2)}× (${spread(ours)} vs ${spread(peer)} ops/s)` }
+  }
+  /** Verdict over the judged workloads ("not measured" when ours did not run on any of them). */
+  const verdict = (judged) => {
+    const measured = judged.filter((j) => j.met !== null)
+    const texts = judged.map((j) => j.text).join('; ')
+    if (!judged.length) return 'not measured in this run'
+    return measured.length ? `${ok(measured.every((j) => j.met))} — ${texts}` : texts
+  }
+  const c1 = vsPeer('native-cluster', 'cluster-c1-fixed', 0)
+  const clusterText = verdict([vsPeer('native-cluster', 'cluster-c64-fixed', 1.5)].filter(Boolean))
+  out.push(`- Redis Cluster: at c=64 ≥ 1.5× rate-limiter-flexible over an ioredis Cluster, ops/s — ${clusterText}${c1 && c1.met !== null ? ` (for information, ${c1.text})` : ''}`)
+  const byo = [
+    ['native-ioredis', 'ioredis'],
+    ['native-node-redis', 'node-redis'],
+  ].map(([name, client]) => `${client}: ${verdict(['byo-c64-fixed', 'byo-c1-fixed'].map((w) => vsPeer(name, w, 1)).filter(Boolean))}`)
+  out.push(`- your own client (standalone redis-server): no slower than rate-limiter-flexible on the same client, ops/s — ${byo.join('<br>')}`)
+
   const parts = []
   let met = true
   for (const w of workloads) {
@@ -339,13 +374,20 @@ function targets(results) {
   return out.join('\n')
 }
 
-function machine(pinned, loads) {
+function machine(pinned, loads, clusterPinned) {
   const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown'
   let profile = 'unknown'
   try {
     profile = JSON.parse(readFileSync(join(HERE, '..', 'target', 'ratelimit-native-build.json'), 'utf8')).profile
   } catch {}
   const redisVersion = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.match(/v=(\S+)/)?.[1]
+  const version = (pkg) => {
+    try {
+      return JSON.parse(readFileSync(join(HERE, '..', 'node_modules', pkg, 'package.json'), 'utf8')).version
+    } catch {
+      return 'not installed'
+    }
+  }
   return [
     `- date: ${new Date().toISOString()}`,
     `- machine: ${os.cpus().length} cores, ${model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`,
@@ -357,6 +399,10 @@ function machine(pinned, loads) {
           ? '**one core (`--pin one-core`, a diagnostic)**: redis-server, REST server, this runner and each contender process all on core 1, so no call wakes the other core. The targets are judged on the split pinning, not on this run'
           : 'applied (redis-server + REST server + this runner on core 1, each contender process on core 0)'
     }`,
+    ...(clusterPinned === null
+      ? []
+      : [`- Redis Cluster: 3 masters + 3 replicas of the same redis-server on loopback, started for this run; its six nodes ${clusterPinned ? 'pinned to core 1 with redis-server' : '**not pinned**'}`]),
+    `- third-party clients: ioredis ${version('ioredis')}, node-redis (redis) ${version('redis')}, rate-limiter-flexible ${version('rate-limiter-flexible')}`,
     `- load average (1 min) at start ${loads[0]}, at end ${loads[1]}`,
     `- mode: ${opt.quick ? '--quick (CI smoke test)' : 'full'}; ${S.rounds} round(s), warm-up ${S.warmupMs / 1000} s, measured ${S.durationMs / 1000} s per run; contender order randomised per round`,
   ].join('\n')
@@ -369,23 +415,49 @@ const NOTES = `Notes:
 - REST req/call comes from a separate, untimed pass of each REST contender through a counting TCP proxy (the REST server has no request counter); at c ≥ 64 batching depends on round-trip time, and the proxy adds a hop, so treat those values as indicative. Exact at c=1.
 - Analytics + protection: both do the real work. ratelimit-native runs the limit, the deny-list check and the analytics write in one composed script (one EVALSHA per call, the extra Redis commands are inside it; the row's note gives how many more than the plain c=64 fixedWindow row); upstash-js sends the deny-list check and the analytics write as separate commands. The IP deny list status is pre-set to "disabled" and \`fetch\` is restricted to loopback in that workload, so nothing downloads the IP list.
 - The TCP path (\`new Redis({ url: "redis://…" })\`) talks to the same redis-server directly, like rate-limiter-flexible's ioredis client; the REST rows and upstash-js go through the project's REST server. Upstream has no TCP path (a self-hosted Redis needs a REST bridge for it), so the TCP row answers "what does the same Redis cost without the bridge". Its "REST+Redis CPU" column is Redis alone (the REST server idles).
-- rate-limiter-flexible has no sliding window: it is compared on fixed windows only. Its flood run uses \`inMemoryBlockOnConsumed\`.`
+- rate-limiter-flexible has no sliding window: it is compared on fixed windows only. Its flood run uses \`inMemoryBlockOnConsumed\`.
+- Redis Cluster tables: both contenders on the same 3-master/3-replica cluster (six redis-server processes on loopback, started once for the run, pinned with redis-server). ratelimit-native: \`new Redis({ url: [the six node URLs], cluster: true })\` (keys \`prefix:{identifier}:…\`); rate-limiter-flexible: \`RateLimiterRedis\` with \`storeClient: new IORedis.Cluster(nodes, { redisOptions: { password } })\`. Redis cmds/call there is summed over the three masters; "REST+Redis CPU" is the six nodes' CPU (the REST server idles).
+- Your own client tables: \`new Ratelimit({ redis: client })\` against rate-limiter-flexible over the same kind of client, built the same way, on the standalone redis-server: ioredis (\`new IORedis({ host, port, password, enableOfflineQueue: false })\`, as in every rate-limiter-flexible (ioredis) row, which is measured again in these tables) and node-redis (\`createClient({ url })\`, connected first; rate-limiter-flexible with \`useRedisPackage: true\`). The × rlflex column compares each with rate-limiter-flexible on its own kind of client. \`--quick\` runs the c=64 ioredis pair only.`
 
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
   const loads = [os.loadavg()[0].toFixed(2)]
   const started = Date.now()
-  log('starting redis-server and the REST server')
+  log(`starting redis-server and the REST server${needsCluster ? ', and a Redis Cluster (3 masters + 3 replicas)' : ''}`)
+  // The cluster starts alongside the stack (a few seconds). A long node timeout: a node busy on
+  // the shared core must never be voted down into a failover in the middle of a run. A cluster
+  // that does not start is reported (its rows not available, the run failed), not fatal here.
+  const clusterStarting = needsCluster
+    ? startRedisCluster({ nodeTimeoutMs: 15_000 }).then(
+        (cluster) => {
+          // On SIGINT/SIGTERM the test helpers' own handler SIGKILLs every server and exits before
+          // cleanup() below can run: the nodes' data dirs are removed on exit then (a no-op after stop()).
+          process.once('exit', () => cluster.nodes.forEach((n) => rmSync(n.dir, { recursive: true, force: true })))
+          return cluster
+        },
+        (err) => err,
+      )
+    : null
+  const stopCluster = async () => {
+    const c = await clusterStarting
+    if (c && !(c instanceof Error)) await c.stop()
+  }
   // The REST server gets pinned to one core below (with Redis): one worker thread, as `serve`
   // itself picks when started on one CPU (a second worker on the same core only adds wakeups).
   const canPin = hasTaskset && os.cpus().length >= 2
-  const stack = await startStack(canPin ? { env: { ...process.env, RATELIMIT_NATIVE_THREADS: '1' } } : {})
+  let stack
+  try {
+    stack = await startStack(canPin ? { env: { ...process.env, RATELIMIT_NATIVE_THREADS: '1' } } : {})
+  } catch (err) {
+    await stopCluster()
+    throw err
+  }
   let proxy = null
   const cleanup = async () => {
     if (current) current.kill('SIGKILL')
     proxy?.stop()
-    await stack.stop()
+    await Promise.all([stack.stop(), stopCluster()])
   }
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.once(sig, () => {
@@ -411,6 +483,21 @@ async function main() {
     }
     const runs = {} // workload → contender → [result]
     const unavailable = {}
+    let clusterPinned = null // null: no cluster in this run
+    if (clusterStarting) {
+      const cluster = await clusterStarting
+      if (cluster instanceof Error) {
+        failures++
+        const why = cluster.message.trim().replace(/\s*\n\s*/g, ' ')
+        log(`ERROR Redis Cluster did not start: ${why}`)
+        for (const name of contenders.filter((c) => CONTENDERS[c].cluster)) unavailable[name] = `the Redis Cluster did not start: ${why}`
+      } else {
+        // Its nodes go where redis-server is (core 1), as the runner's pinning convention has it.
+        clusterPinned = pinned && cluster.nodes.every((n) => pinTo(n.pid, 1))
+        log(`Redis Cluster on ports ${cluster.nodes.map((n) => n.port).join(', ')}, pinning ${clusterPinned ? 'applied' : 'not applied'}`)
+        base.cluster = { urls: cluster.urls, password: cluster.password, masterPorts: await cluster.masters(), pids: cluster.nodes.map((n) => n.pid) }
+      }
+    }
     let runId = 0
     const once = async (name, workload, cfg) => {
       try {
@@ -428,7 +515,7 @@ async function main() {
 
     for (let round = 1; round <= S.rounds; round++) {
       for (const workload of workloads) {
-        const order = shuffle(contenders.filter((c) => applicable(c, workload) && !unavailable[c]))
+        const order = shuffle(contenders.filter((c) => selected(c, workload) && !unavailable[c]))
         for (const name of order) {
           log(`round ${round}/${S.rounds} ${workload} ${name}`)
           const r = await once(name, workload, base)
@@ -441,7 +528,7 @@ async function main() {
     proxy = await startCountingProxy(stack.rest.url)
     const counted = {}
     for (const workload of workloads.filter((w) => !WORKLOADS[w].memoryOnly)) {
-      for (const name of contenders.filter((c) => CONTENDERS[c].rest && applicable(c, workload))) {
+      for (const name of contenders.filter((c) => CONTENDERS[c].rest && selected(c, workload))) {
         const cfg = { ...base, restUrl: proxy.url, counterUrl: proxy.counterUrl, warmupMs: S.countWarmupMs, durationMs: S.countDurationMs }
         const r = await once(name, workload, cfg)
         if (r) (counted[workload] ??= {})[name] = r
@@ -451,7 +538,7 @@ async function main() {
     const results = {}
     for (const workload of workloads) {
       results[workload] = {}
-      for (const name of contenders.filter((c) => applicable(c, workload))) {
+      for (const name of contenders.filter((c) => selected(c, workload))) {
         if (unavailable[name]) results[workload][name] = { unavailable: unavailable[name] }
         else if (runs[workload]?.[name]) {
           const cell = summarize(runs[workload][name])
@@ -471,7 +558,7 @@ async function main() {
     const md = [
       '# ratelimit-native benchmark results',
       '',
-      machine(pinned, loads),
+      machine(pinned, loads, clusterPinned),
       `- wall time: ${((Date.now() - started) / 1000).toFixed(0)} s; ${failures ? `**${failures} run(s) failed**` : 'no failed runs'}`,
       '',
       ONE_CORE
