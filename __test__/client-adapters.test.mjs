@@ -107,6 +107,46 @@ for (const name of ['ioredis', 'node-redis']) {
   })
 }
 
+describe('our native connection in place of a standalone client', () => {
+  const methodOf = { ioredis: 'evalsha', 'node-redis': 'evalSha' }
+  for (const name of ['ioredis', 'node-redis']) {
+    test(`${name}: a limiter reaches the client's server over our own connection; the client's methods are not called`, { ...T, ...nativeOnly }, async (t) => {
+      const proto = Object.getPrototypeOf(clients[name])
+      const owner = Object.prototype.hasOwnProperty.call(proto, methodOf[name]) ? proto : Object.getPrototypeOf(proto)
+      t.mock.method(owner, methodOf[name])
+      const prefix = fresh()
+      const rl = new Ratelimit({ redis: clients[name], limiter: Ratelimit.fixedWindow(3, '30 s'), prefix, ephemeralCache: false })
+      const results = await Promise.all(Array.from({ length: 5 }, () => rl.limit('u')))
+      assert.equal(results.filter((r) => r.success).length, 3)
+      assert.equal(owner[methodOf[name]].mock.callCount(), 0)
+      assert.equal(await redis.command(['GET', `${prefix}:u:${Math.floor(Date.now() / 30_000)}`]), `$1\r\n5\r\n`)
+    })
+  }
+
+  test("a client whose method the user replaced, or with an ioredis keyPrefix, keeps being called", T, async () => {
+    let calls = 0
+    const replaced = new IORedis({ host: '127.0.0.1', port: redis.port, password: redis.password, maxRetriesPerRequest: 1 })
+    const original = replaced.evalsha.bind(replaced)
+    replaced.evalsha = (...args) => {
+      calls++
+      return original(...args)
+    }
+    const prefixed = new IORedis({ host: '127.0.0.1', port: redis.port, password: redis.password, keyPrefix: 'kp:', maxRetriesPerRequest: 1 })
+    try {
+      const prefix = fresh()
+      const a = new Ratelimit({ redis: replaced, limiter: Ratelimit.fixedWindow(3, '30 s'), prefix, ephemeralCache: false })
+      assert.equal((await a.limit('u')).remaining, 2)
+      assert.ok(calls >= 1)
+      const b = new Ratelimit({ redis: prefixed, limiter: Ratelimit.fixedWindow(3, '30 s'), prefix, ephemeralCache: false })
+      assert.equal((await b.limit('u')).remaining, 2)
+      assert.equal(await redis.command(['GET', `kp:${prefix}:u:${Math.floor(Date.now() / 30_000)}`]), `$1\r\n1\r\n`)
+    } finally {
+      replaced.disconnect()
+      prefixed.disconnect()
+    }
+  })
+})
+
 test('an object no limiter can call is refused at construction, with what is accepted', () => {
   for (const bad of [{}, { get: () => null, set: () => 'OK' }, { evalsha: 1, get: () => null, set: () => 'OK' }]) {
     assert.throws(

@@ -127,6 +127,71 @@ function ratelimitClient(redis, markStock) {
   return adapter
 }
 
+// --- the native connection in place of a standalone client --------------------------------
+// A limiter on a standalone ioredis / node-redis client talks to that server over our own
+// native connection when the client's settings say exactly where and how (host, port, user,
+// password, database, TLS with or without verification): the same database, keys and scripts,
+// without the client's per-call JS. Anything this cannot reproduce (a key prefix, a unix
+// socket, client certificates or a private CA, a credentials provider without a password, a
+// method the user replaced on the client) keeps the client's own methods.
+
+/** `redis://…` for an ioredis client's settings, or null. */
+function ioredisTarget(client) {
+  const o = client.options
+  if (!o || o.keyPrefix || o.sentinels || o.path || typeof o.host !== 'string' || o.host === '') return null
+  return targetUrl({ host: o.host, port: o.port ?? 6379, username: o.username, password: o.password, db: o.db ?? 0, tls: o.tls })
+}
+
+/** `redis://…` for a node-redis client's settings, or null. */
+function nodeRedisTarget(client) {
+  const o = client.options
+  const socket = o?.socket ?? {}
+  if (!o || socket.path) return null
+  // node-redis turns a password into a credentials provider of its own; a provider with no
+  // password beside it is the user's (a rotating token, say): its secret is not read here.
+  if (o.credentialsProvider !== undefined && typeof o.password !== 'string') return null
+  const tls = socket.tls ? { rejectUnauthorized: socket.rejectUnauthorized, ca: socket.ca, cert: socket.cert, key: socket.key, pfx: socket.pfx } : undefined
+  return targetUrl({ host: socket.host ?? 'localhost', port: socket.port ?? 6379, username: o.username, password: o.password, db: o.database ?? 0, tls })
+}
+
+function targetUrl({ host, port, username, password, db, tls }) {
+  if ((password != null && typeof password !== 'string') || (username != null && typeof username !== 'string')) return null
+  if (!Number.isInteger(Number(port)) || !Number.isInteger(Number(db))) return null
+  let scheme = 'redis'
+  let acceptInvalidCerts = false
+  if (tls) {
+    if (typeof tls === 'object' && (tls.ca || tls.cert || tls.key || tls.pfx || tls.servername || tls.checkServerIdentity)) return null
+    scheme = 'rediss'
+    acceptInvalidCerts = typeof tls === 'object' && tls.rejectUnauthorized === false
+  }
+  const auth = password ? `${encodeURIComponent(username ?? '')}:${encodeURIComponent(password)}@` : username ? `${encodeURIComponent(username)}@` : ''
+  const hostPart = host.includes(':') ? `[${host}]` : host
+  return { url: `${scheme}://${auth}${hostPart}:${port}/${db}`, acceptInvalidCerts }
+}
+
+/** Our native clients made in place of users' clients (one per client: limiters share it). */
+const nativeTwins = new WeakMap()
+
+/**
+ * Our own `Redis` on the server a standalone ioredis / node-redis `client` talks to, or null
+ * (the client's methods are used then). Only where the native engine has Redis over TCP.
+ */
+function nativeTwin(client) {
+  if (nativeTwins.has(client)) return nativeTwins.get(client)
+  let twin = null
+  const kind = clientKind(client)
+  const replaced = ['evalsha', 'evalSha', 'eval', 'get', 'set', 'del'].some((name) => Object.prototype.hasOwnProperty.call(client, name))
+  if (kind !== null && !replaced && !talksToCluster(client, kind) && require('./engine').hasRemoteStores) {
+    const target = kind === 'ioredis' ? ioredisTarget(client) : nodeRedisTarget(client)
+    if (target) {
+      const { Redis } = require('./redis')
+      twin = new Redis({ url: target.url, ...(target.acceptInvalidCerts ? { tls: { rejectUnauthorized: false } } : {}) })
+    }
+  }
+  nativeTwins.set(client, twin)
+  return twin
+}
+
 /** A clear error at construction for an object no limiter can call. */
 function checkClient(redis, where) {
   if (clientKind(redis) !== null) return
@@ -142,4 +207,4 @@ function checkClient(redis, where) {
   )
 }
 
-module.exports = { ratelimitClient, checkClient, clientKind }
+module.exports = { ratelimitClient, checkClient, clientKind, nativeTwin }

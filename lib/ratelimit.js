@@ -12,7 +12,7 @@ const { decideStore, storeOfContext, limitStoreFor } = require('./redis')
 const telemetry = require('./telemetry')
 const { analyticsWriteError } = require('./errors')
 const decisions = require('./decisions')
-const { ratelimitClient, checkClient } = require('./client-adapters')
+const { ratelimitClient, checkClient, nativeTwin } = require('./client-adapters')
 const engine = require('./engine')
 const cluster = require('./cluster')
 
@@ -77,7 +77,9 @@ class RegionRatelimit {
     this.limiter = config.limiter
     // An ioredis or node-redis client is called through an adapter (lib/client-adapters.js).
     checkClient(config.redis, '`redis`')
-    const redis = ratelimitClient(config.redis, algorithms.markStockRedis)
+    // A standalone one whose settings say exactly where its server is: our native connection
+    // to that server instead (same database, no per-call JS of the client).
+    const redis = nativeTwin(config.redis) ?? ratelimitClient(config.redis, algorithms.markStockRedis)
     this.ctx = { redis }
     this.prefix = config.prefix ?? DEFAULT_PREFIX
     this.timeout = config.timeout ?? DEFAULT_TIMEOUT_MS
