@@ -9,7 +9,8 @@
 // and NOSCRIPT → EVAL as for every client.
 // An ioredis Cluster or a node-redis cluster client gets the cluster key layout (lib/cluster.js).
 
-const { parseReply } = require('./redis')
+const engine = require('./engine')
+const { parseReply, Redis, redisUrlOf } = require('./redis')
 const { markCluster } = require('./cluster')
 
 const asString = (value) => (typeof value === 'string' ? value : JSON.stringify(value))
@@ -164,9 +165,7 @@ function targetUrl({ host, port, username, password, db, tls }) {
     scheme = 'rediss'
     acceptInvalidCerts = typeof tls === 'object' && tls.rejectUnauthorized === false
   }
-  const auth = password ? `${encodeURIComponent(username ?? '')}:${encodeURIComponent(password)}@` : username ? `${encodeURIComponent(username)}@` : ''
-  const hostPart = host.includes(':') ? `[${host}]` : host
-  return { url: `${scheme}://${auth}${hostPart}:${port}/${db}`, acceptInvalidCerts }
+  return { url: redisUrlOf({ scheme, username, password, host, port, db }), acceptInvalidCerts }
 }
 
 /** Our native clients made in place of users' clients (one per client: limiters share it). */
@@ -177,16 +176,14 @@ const nativeTwins = new WeakMap()
  * (the client's methods are used then). Only where the native engine has Redis over TCP.
  */
 function nativeTwin(client) {
+  const kind = clientKind(client)
+  if (kind === null) return null
   if (nativeTwins.has(client)) return nativeTwins.get(client)
   let twin = null
-  const kind = clientKind(client)
   const replaced = ['evalsha', 'evalSha', 'eval', 'get', 'set', 'del'].some((name) => Object.prototype.hasOwnProperty.call(client, name))
-  if (kind !== null && !replaced && !talksToCluster(client, kind) && require('./engine').hasRemoteStores) {
+  if (!replaced && !talksToCluster(client, kind) && engine.hasRemoteStores) {
     const target = kind === 'ioredis' ? ioredisTarget(client) : nodeRedisTarget(client)
-    if (target) {
-      const { Redis } = require('./redis')
-      twin = new Redis({ url: target.url, ...(target.acceptInvalidCerts ? { tls: { rejectUnauthorized: false } } : {}) })
-    }
+    if (target) twin = new Redis({ url: target.url, ...(target.acceptInvalidCerts ? { tls: { rejectUnauthorized: false } } : {}) })
   }
   nativeTwins.set(client, twin)
   return twin

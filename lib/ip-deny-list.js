@@ -19,6 +19,7 @@
 const { ratelimitClient } = require('./client-adapters')
 const { markStockRedis } = require('./algorithms')
 const { isCluster } = require('./cluster')
+const { MEMBERS_SCRIPT } = require('./protection')
 const HOUR_MS = 60 * 60 * 1000
 const DAY_MS = 24 * HOUR_MS
 const REFRESH_OFFSET_MS = 2 * HOUR_MS // the list is refreshed daily at 02:00 UTC
@@ -111,7 +112,6 @@ for first = 1, #ARGV, ${SADD_CHUNK} do
   added = added + redis.call('SADD', KEYS[1], unpack(ARGV, first, math.min(first + ${SADD_CHUNK - 1}, #ARGV)))
 end
 return {added, redis.call('SCARD', KEYS[1])}`
-const MEMBERS_SCRIPT = "return redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))"
 
 /** `values` minus those in the set at `key` (SMISMEMBER in chunks). */
 async function notMembers(redis, key, values) {

@@ -44,6 +44,7 @@ function protectionKeys(prefix) {
 
 // On a Redis Cluster the deny list and the IP list's status live in different slots, so the
 // check is two scripts of one key each, with the replies of the combined one (denyList.check).
+/** Which of ARGV are members of the set KEYS[1] (also the cluster IP list refresh's). */
 const MEMBERS_SCRIPT = "return redis.call('SMISMEMBER', KEYS[1], unpack(ARGV))"
 const STATUS_SCRIPT = `local status = redis.call('TTL', KEYS[1])
 if status == -2 then redis.call('SETEX', KEYS[1], 30, 'pending') end
@@ -58,4 +59,4 @@ async function checkDenyListApart(redis, denyListKey, statusKey, values) {
   return { status: Number(status), denied: (flags ?? []).map(Number) }
 }
 
-module.exports = { protectionValues, cachedDeniedValue, rememberDenied, deniedResponse, protectionKeys, checkDenyListApart, denyCache }
+module.exports = { protectionValues, cachedDeniedValue, rememberDenied, deniedResponse, protectionKeys, checkDenyListApart, MEMBERS_SCRIPT, denyCache }

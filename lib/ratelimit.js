@@ -383,8 +383,9 @@ class RegionRatelimit {
       )
     }
     if (typeof identifier !== 'string') throw new TypeError(`ratelimit-native: identifier must be a string, got ${typeof identifier}`)
-    // On a cluster in the identifier's slot, so its script can read it (lib/cluster.js).
-    return this.#cluster ? `${this.prefix}:dynamic:id:{${identifier}}` : `${this.prefix}:dynamic:id:${identifier}`
+    // Named after the identifier's key as lib/algorithms.js dynamicKey names it: on a cluster
+    // `P:dynamic:id:{I}`, in the identifier's slot, so its script can read it.
+    return `${this.prefix}:dynamic:id:${this.getKey(identifier).slice(this.prefix.length + 1)}`
   }
 
   // Upstream joins with Array#join (null and undefined become ""); a string, the usual case,

@@ -426,15 +426,24 @@ function openSentinel(redis, config) {
   if (!engine.hasRemoteStores) {
     throw new Error(`ratelimit-native: Redis Sentinel needs the native engine (Redis over TCP), which cannot run on ${runtimeName()}`)
   }
-  const auth = (user, pass) => (pass ? `${encodeURIComponent(user ?? '')}:${encodeURIComponent(pass)}@` : '')
-  const sentinelAuth = auth(config.sentinelUsername, config.sentinelPassword)
-  const sentinelUrls = sentinels.map(({ host, port }) => `redis://${sentinelAuth}${host.includes(':') ? `[${host}]` : host}:${port}`)
+  const sentinelUrls = sentinels.map(({ host, port }) => redisUrlOf({ username: config.sentinelUsername, password: config.sentinelPassword, host, port }))
   const scheme = config.tls || /^rediss\+/i.test(config.url ?? '') ? 'rediss' : 'redis'
-  const master = `${scheme}://${auth(username, password)}master/${db}`
+  // The master's host is the sentinels' to say: only its user, password and database are read.
+  const master = redisUrlOf({ scheme, username, password, host: 'master', db })
   remember(redis, engine.NativeStore.redisSentinel(sentinelUrls, name, master, { acceptInvalidCerts: acceptInvalidCerts(config) }))
   const shown = `${scheme}+sentinel://${sentinels.map(({ host, port }) => `${host}:${port}`).join(',')}/${name}`
   Object.defineProperty(redis, 'url', { value: shown, enumerable: true })
   defineCommands(redis, nativeSend(redis))
+}
+
+/**
+ * `scheme://[user][:password@]host[:port][/db]`, user and password percent-encoded, an IPv6
+ * host in brackets; port and database only when given.
+ */
+function redisUrlOf({ scheme = 'redis', username, password, host, port, db }) {
+  const auth = password ? `${encodeURIComponent(username ?? '')}:${encodeURIComponent(password)}@` : username ? `${encodeURIComponent(username)}@` : ''
+  const hostPart = host.includes(':') ? `[${host}]` : host
+  return `${scheme}://${auth}${hostPart}${port === undefined ? '' : `:${port}`}${db === undefined ? '' : `/${db}`}`
 }
 
 /** The sentinel options, from the object form or the URL, checked (never echoing a password). */
@@ -689,4 +698,4 @@ function rememberRest(redis, url, token, acceptInvalid) {
   return remember(redis, engine.NativeStore.upstashRest(url, token, { acceptInvalidCerts: acceptInvalid }))
 }
 
-module.exports = { Redis, nativeStoreFor, decideStore, storeOfContext, limitStoreFor, parseReply }
+module.exports = { Redis, nativeStoreFor, decideStore, storeOfContext, limitStoreFor, parseReply, redisUrlOf }

@@ -9,9 +9,8 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, redisCommand, stopChild, track } from './servers.mjs'
+import { freePort, redisCommand, stopChild, track, waitFor } from './servers.mjs'
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 function startNode(port, busPort, password, dir, nodeTimeoutMs) {
   return track(
@@ -30,18 +29,6 @@ function startNode(port, busPort, password, dir, nodeTimeoutMs) {
   )
 }
 
-async function waitFor(check, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return
-    } catch (error) {
-      if (error.fatal) throw error
-    }
-    await sleep(100)
-  }
-  throw new Error(`Redis Cluster: ${what} within ${timeoutMs} ms`)
-}
 
 
 /** The ports of the live masters that serve slots, from CLUSTER NODES text. */
@@ -96,7 +83,7 @@ async function startOnce({ nodeTimeoutMs = 2000 } = {}) {
       await waitFor(async () => {
         if (node.process.exitCode !== null) throw Object.assign(new Error(`node ${node.port} exited`), { fatal: true })
         return (await redisCommand(node.port, password, ['PING'], 500)).startsWith('+PONG')
-      }, 5000, `node ${node.port} did not answer`)
+      }, 5000, `Redis Cluster: node ${node.port} did not answer`)
     }
     const env = { ...process.env, REDISCLI_AUTH: password }
     await new Promise((resolve, reject) => {
@@ -113,7 +100,7 @@ async function startOnce({ nodeTimeoutMs = 2000 } = {}) {
         if (!(await command(node.port, ['CLUSTER', 'INFO'])).includes('cluster_state:ok')) return false
       }
       return true
-    }, 15000, 'the cluster did not reach cluster_state:ok')
+    }, 15000, 'Redis Cluster: the cluster did not reach cluster_state:ok')
     // …and every node knows who replicates whom (clients asked now see the final topology).
     await waitFor(async () => {
       for (const node of nodes) {
@@ -121,14 +108,14 @@ async function startOnce({ nodeTimeoutMs = 2000 } = {}) {
         if (mastersIn(text).length !== 3 || (text.match(/\bslave\b/g) ?? []).length !== 3) return false
       }
       return true
-    }, 15000, 'the replicas were not known everywhere')
+    }, 15000, 'Redis Cluster: the replicas were not known everywhere')
     await waitFor(async () => {
       for (const node of nodes) {
         const info = await command(node.port, ['INFO', 'replication'])
         if (info.includes('role:slave') && !info.includes('master_link_status:up')) return false
       }
       return true
-    }, 15000, 'the replicas did not sync')
+    }, 15000, 'Redis Cluster: the replicas did not sync')
     return {
       nodes,
       password,
@@ -152,7 +139,7 @@ async function startOnce({ nodeTimeoutMs = 2000 } = {}) {
       },
       /** Resolves (with Date.now()) once the node on `port` says it is a master serving slots. */
       async waitForMaster(port, timeoutMs = 20000) {
-        await waitFor(async () => mastersIn(await command(port, ['CLUSTER', 'NODES'])).includes(port), timeoutMs, `${port} did not become a master`)
+        await waitFor(async () => mastersIn(await command(port, ['CLUSTER', 'NODES'])).includes(port), timeoutMs, `Redis Cluster: ${port} did not become a master`)
         return Date.now()
       },
       /** SIGKILL to the node on `port`. */

@@ -7,21 +7,10 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, redisCommand, stopChild, track } from './servers.mjs'
+import { freePort, redisCommand, stopChild, track, waitFor } from './servers.mjs'
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 export const GROUP = 'mymaster'
 
-async function waitFor(check, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return
-    } catch {}
-    await sleep(100)
-  }
-  throw new Error(`Redis Sentinel: ${what} within ${timeoutMs} ms`)
-}
 
 export async function startSentinelGroup() {
   const password = randomBytes(12).toString('hex')
@@ -40,12 +29,12 @@ export async function startSentinelGroup() {
         spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--masterauth', password, '--save', '', '--appendonly', 'no', '--dir', dir, '--repl-diskless-sync-delay', '0', '--loglevel', 'warning', ...extra], { stdio: 'ignore' }),
       )
       procs.push({ port, process: child, role: 'server' })
-      await waitFor(async () => (await redisCommand(port, password, ['PING'], 500)).includes('PONG'), 5000, `redis-server ${port} did not answer`)
+      await waitFor(async () => (await redisCommand(port, password, ['PING'], 500)).includes('PONG'), 5000, `Redis Sentinel: redis-server ${port} did not answer`)
       return port
     }
     const masterPort = await server([])
     const replicaPort = await server(['--replicaof', '127.0.0.1', String(masterPort)])
-    await waitFor(async () => (await redisCommand(replicaPort, password, ['INFO', 'replication'])).includes('master_link_status:up'), 10000, 'the replica did not sync')
+    await waitFor(async () => (await redisCommand(replicaPort, password, ['INFO', 'replication'])).includes('master_link_status:up'), 10000, 'Redis Sentinel: the replica did not sync')
     const sentinelPorts = []
     for (let i = 0; i < 3; i++) {
       const port = await freePort()
@@ -67,7 +56,7 @@ export async function startSentinelGroup() {
         if (!/num-other-sentinels\r\n\$1\r\n2\r\n/.test(info) || !/num-slaves\r\n\$1\r\n1\r\n/.test(info)) return false
       }
       return true
-    }, 20000, 'the sentinels did not find each other and the replica')
+    }, 20000, 'Redis Sentinel: the sentinels did not find each other and the replica')
     const sentinelCommand = (args) => redisCommand(sentinelPorts[0], '', args)
     return {
       password,

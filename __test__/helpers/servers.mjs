@@ -43,6 +43,23 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
+/**
+ * Polls `check` every 100 ms until it is true; throws `${what} within ${timeoutMs} ms` after
+ * that (at once when `check` throws an error marked `fatal`; other errors count as false).
+ */
+export async function waitFor(check, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return
+    } catch (error) {
+      if (error.fatal) throw error
+    }
+    await sleep(100)
+  }
+  throw new Error(`${what} within ${timeoutMs} ms`)
+}
+
 export function track(child) {
   live.add(child)
   child.once('exit', () => live.delete(child))

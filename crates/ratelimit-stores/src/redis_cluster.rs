@@ -1,8 +1,9 @@
 //! One batch on a Redis Cluster: every command routed to the master that serves its key's slot
-//! (redis-rs' cluster connection: topology discovered from the seed nodes, MOVED / ASK
-//! followed, slots refreshed after a redirect or a lost node, READONLY from a demoted master
-//! re-routed). The batch's commands are written at once, so each node's multiplexed connection
-//! carries its share as one pipeline on the wire; their answers come back as items, in order.
+//! (redis-rs' cluster connection: topology discovered from the seed nodes, slots refreshed after
+//! a redirect or a lost node). The batch's commands are written at once, so each node's
+//! multiplexed connection carries its share as one pipeline on the wire; their answers come back
+//! as items, in order. Redirections (MOVED / ASK / TRYAGAIN) and a failover's refusals are
+//! resent here, not inside redis-rs (see `new`).
 //!
 //! A script's keys must all live in one slot: the JS facade gives every key of one identifier
 //! the hash tag `{identifier}` on a cluster (see keys in docs/ARCHITECTURE.md), and sends keys
@@ -19,7 +20,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, RedisError, RedisResult, Value};
 
 use crate::redis_tcp::{
-    is_tls_failure, never_sent, reply_of, scrub_password, RedisUrl, CONNECT_TIMEOUT,
+    cmd_of, connect_failure, never_sent, reply_of, scrub_passwords, RedisUrl, CONNECT_TIMEOUT,
 };
 use ratelimit_core::pipeline::{Attempt, Command};
 use ratelimit_core::reply::{Reply, StoreError};
@@ -61,22 +62,15 @@ impl RedisCluster {
             .map(|seed| RedisUrl::parse(seed, accept_invalid_certs))
             .collect::<Result<Vec<_>, _>>()?;
         let passwords: Vec<String> = targets.iter().filter_map(|t| t.password.clone()).collect();
-        let scrub = |mut text: String| {
-            for password in &passwords {
-                text = scrub_password(text, Some(password));
-            }
-            text
-        };
+        let scrub = |text: String| scrub_passwords(text, &passwords);
         let client = ClusterClient::builder(targets.iter().map(|t| t.url.as_str()))
             .connection_timeout(CONNECT_TIMEOUT)
             .response_timeout(response_timeout)
-            // No retries inside redis-rs: with them, calls redirected during a slot migration
-            // sometimes never answered (measured: about 1 script call in 50 with two keys, under
-            // load). A MOVED / ASK / TRYAGAIN / CLUSTERDOWN answer still makes it refresh its
+            // No retries inside redis-rs: with them, some calls redirected during a slot
+            // migration never answered (in each of three test runs, until the limiter's 10 s
+            // timeout). A MOVED / ASK / TRYAGAIN / CLUSTERDOWN answer still makes it refresh its
             // slots, and `send` resends what did not run, on the store's schedule.
             .retries(0)
-            .min_retry_wait(25)
-            .max_retry_wait(400)
             .build()
             .map_err(|e| {
                 StoreError::InvalidConfig(scrub(format!("invalid Redis Cluster URL: {e}")))
@@ -110,16 +104,12 @@ impl RedisCluster {
             return Ok(conn);
         }
         let conn = self.client.get_async_connection().await.map_err(|e| {
-            // As for one server: waiting helps a cluster that is down or restarting, not a
-            // refused password or a certificate that does not verify.
-            let not_run = (e.is_connection_refusal() || e.is_timeout() || e.is_io_error())
-                && !is_tls_failure(&e)
-                && !refused_for_good(&e);
+            // As for one server, and the seed nodes' refusals seen through redis-rs' text.
             let err = self.error("could not connect", &e);
-            if not_run {
-                Attempt::NotRun(err)
-            } else {
+            if refused_for_good(&e) {
                 Attempt::Failed(err)
+            } else {
+                connect_failure(&e, err)
             }
         })?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
@@ -157,16 +147,7 @@ impl RedisCluster {
         let (mut generation, mut conn) = self.connection().await?;
         let cmds: Vec<Cmd> = commands
             .iter()
-            .map(|command| {
-                command.with_parts(as_eval, true, |parts| {
-                    let bytes = parts.iter().map(|part| part.len()).sum();
-                    let mut cmd = Cmd::with_capacity(parts.len(), bytes);
-                    for part in parts {
-                        cmd.arg(*part);
-                    }
-                    cmd
-                })
-            })
+            .map(|command| command.with_parts(as_eval, true, cmd_of))
             .collect();
         let mut replies: Vec<Answer> = (0..cmds.len()).map(|_| Answer::Hung).collect();
         let mut todo: Vec<usize> = (0..cmds.len()).collect();
@@ -205,9 +186,10 @@ impl RedisCluster {
                 replies[i] = answer;
             }
             if stale {
-                // redis-rs ran out of redirections while the nodes still disagreed about a
-                // failed master, or stopped answering while it recovered: later batches start
-                // over from the seed nodes' view of the topology.
+                // A MOVED: redis-rs' slot map was stale, and after a master was killed it did not
+                // always recover from that (every later call waited out its timeout); or no
+                // answer came while it recovered. Later batches start over from the seed nodes'
+                // view of the topology.
                 self.forget(generation);
             }
             let Some(delay) = crate::remote::resend_delay(attempt, retry_until) else {
@@ -267,18 +249,15 @@ impl RedisCluster {
         )))
     }
 
-    fn scrub(&self, mut text: String) -> String {
-        for password in &self.passwords {
-            text = scrub_password(text, Some(password));
-        }
-        text
+    fn scrub(&self, text: String) -> String {
+        scrub_passwords(text, &self.passwords)
     }
 }
 
 /// Whether a command's failure shows it never ran: its node could not be reached, or the
-/// cluster refused it while it reconfigures (a failover, a slot in migration). redis-rs follows
-/// MOVED / ASK itself; one still here means its redirections ran out while the nodes disagreed
-/// about a failed master. READONLY: a demoted master refused the script's first write.
+/// cluster refused it while it reconfigures (a failover, a slot in migration): MOVED / ASK /
+/// TRYAGAIN come here, since redis-rs does not resend. READONLY: a demoted master refused the
+/// script's first write.
 fn did_not_run(err: &RedisError) -> bool {
     never_sent(err)
         || matches!(

@@ -72,15 +72,37 @@ impl RedisUrl {
 
     /// `text` without the password.
     pub(crate) fn scrub(&self, text: String) -> String {
-        scrub_password(text, self.password.as_deref())
+        scrub_passwords(text, self.password.as_slice())
     }
 }
 
-/// `text` with `password` (when there is one) replaced: errors never show secrets.
-pub(crate) fn scrub_password(text: String, password: Option<&str>) -> String {
-    match password {
-        Some(p) => text.replace(p, "[redacted]"),
-        None => text,
+/// `text` with every one of `passwords` replaced: errors never show secrets.
+pub(crate) fn scrub_passwords(mut text: String, passwords: &[String]) -> String {
+    for password in passwords {
+        text = text.replace(password.as_str(), "[redacted]");
+    }
+    text
+}
+
+/// A store command as redis-rs' `Cmd`. Sized up front: growing the buffers argument by
+/// argument was a tenth of the runtime thread's time (realloc) at c=64.
+pub(crate) fn cmd_of(parts: &[&str]) -> Cmd {
+    let bytes = parts.iter().map(|part| part.len()).sum();
+    let mut cmd = Cmd::with_capacity(parts.len(), bytes);
+    for part in parts {
+        cmd.arg(*part);
+    }
+    cmd
+}
+
+/// A failure to open a connection as an attempt. Nothing was sent yet: a server that is down or
+/// restarting is worth waiting for (`NotRun`); a refused password, a bad database number or a
+/// certificate that does not verify is not.
+pub(crate) fn connect_failure(e: &RedisError, err: StoreError) -> Attempt {
+    if (e.is_connection_refusal() || e.is_timeout() || e.is_io_error()) && !is_tls_failure(e) {
+        Attempt::NotRun(err)
+    } else {
+        Attempt::Failed(err)
     }
 }
 
@@ -150,12 +172,7 @@ impl RedisTcp {
         let mut passwords: Vec<String> =
             targets.iter().filter_map(|t| t.password.clone()).collect();
         passwords.extend(master_target.password.clone());
-        let scrub = |mut text: String| {
-            for password in &passwords {
-                text = scrub_password(text, Some(password));
-            }
-            text
-        };
+        let scrub = |text: String| scrub_passwords(text, &passwords);
         let master_info = master_target
             .url
             .as_str()
@@ -246,19 +263,7 @@ impl RedisTcp {
         };
         let conn = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|e| {
-                // Nothing was sent yet: a server that is down or restarting is worth waiting
-                // for; a refused password, a bad database number or a certificate that does not
-                // verify is not.
-                let not_run = (e.is_connection_refusal() || e.is_timeout() || e.is_io_error())
-                    && !is_tls_failure(&e);
-                let err = self.error("could not connect", &e);
-                if not_run {
-                    Attempt::NotRun(err)
-                } else {
-                    Attempt::Failed(err)
-                }
-            })?;
+            .map_err(|e| connect_failure(&e, self.error("could not connect", &e)))?;
         if let Ok(mut guard) = self.connection.lock() {
             *guard = Some(conn.clone());
         }
@@ -273,16 +278,7 @@ impl RedisTcp {
     ) -> Result<Vec<Result<Reply, StoreError>>, Attempt> {
         let mut pipe = Pipeline::with_capacity(commands.len());
         for command in commands {
-            command.with_parts(as_eval, true, |parts| {
-                // Sized up front: growing the buffers argument by argument was a tenth of this
-                // thread's time (realloc) at c=64.
-                let bytes = parts.iter().map(|part| part.len()).sum();
-                let mut cmd = Cmd::with_capacity(parts.len(), bytes);
-                for part in parts {
-                    cmd.arg(*part);
-                }
-                pipe.add_command(cmd);
-            });
+            pipe.add_command(command.with_parts(as_eval, true, cmd_of));
         }
         pipe.ignore_errors();
         let mut conn = self.connection().await?;
@@ -318,11 +314,8 @@ impl RedisTcp {
     }
 
     fn error(&self, what: &str, err: &RedisError) -> StoreError {
-        let mut text = format!("request to Redis at {} {what}: {err}", self.display);
-        for password in &self.passwords {
-            text = scrub_password(text, Some(password));
-        }
-        StoreError::Transport(text)
+        let text = format!("request to Redis at {} {what}: {err}", self.display);
+        StoreError::Transport(scrub_passwords(text, &self.passwords))
     }
 }
 
@@ -406,7 +399,7 @@ pub(crate) fn reply_of(value: Value) -> Result<Reply, StoreError> {
 }
 
 /// A reply's type, for error messages (never its contents).
-pub(crate) fn kind_of(value: &Value) -> &'static str {
+fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Nil => "nil",
         Value::Int(_) => "integer",
