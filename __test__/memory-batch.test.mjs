@@ -131,3 +131,26 @@ test('calls in one turn read the clock when they are made', async (t) => {
   const third = rl.limit('clock')
   assert.deepEqual((await Promise.all([first, second, third])).map((r) => r.success), [true, false, true])
 })
+
+test('the one-argument memory call (memoryLimitIo): long and non-ASCII keys, bad numbers refused clearly', async () => {
+  const engine = require('../lib/engine')
+  const io = require('../lib/memory-batch').ioArray()
+  const call = (kind, key, now = Date.now(), rate = 1) => {
+    io.set([kind, 2, 10_000, 0, now, rate])
+    engine.memoryLimitIo(key)
+    return Array.from(io.subarray(0, 4))
+  }
+  // Past the stack buffer of short keys (192 bytes), and characters of every UTF-8 length.
+  for (const key of [`${prefix()}:${'x'.repeat(500)}`, `${prefix()}:é€😀`]) {
+    assert.deepEqual(call(0, key).slice(0, 3), [1, 2, 1])
+    assert.deepEqual(call(0, key).slice(0, 3), [1, 2, 0])
+    assert.deepEqual(call(0, key).slice(0, 3), [0, 2, 0])
+  }
+  assert.throws(() => call(7, `${prefix()}:a`), /unknown algorithm kind/)
+  assert.throws(() => call(0.5, `${prefix()}:a`), /unknown algorithm kind/)
+  assert.throws(() => call(0, `${prefix()}:a`, Number.NaN), /./)
+  assert.throws(() => engine.memoryLimitIo(42), /string/i)
+  const limiter = new Ratelimit({ redis: Redis.memory(), prefix: prefix(), limiter: Ratelimit.fixedWindow(1, '10 s') })
+  assert.equal((await limiter.limit('a')).success, true)
+  assert.equal((await limiter.limit('a')).success, false)
+})

@@ -35,8 +35,23 @@ const failures = []
 // A microtask through a settled Promise: `queueMicrotask` builds an AsyncResource each time.
 const TURN_END = Promise.resolve()
 
-/** Where a call made alone writes its answer. */
+/** Where a call with dynamic limits writes its answer. */
 const single = new Float64Array(ANSWER)
+
+/**
+ * The numbers of a call made alone, `[kind, a, b, c, now, rate]`, and its answer, `[success,
+ * limit, remaining, reset]` in the first four: the array `memoryLimitIo(key)` reads and writes,
+ * handed to the engine once (per thread). Its own ArrayBuffer: V8 keeps the numbers of a small
+ * typed array made by length inside the JS heap, where they may move.
+ */
+let io = null
+function ioArray() {
+  if (io === null) {
+    io = new Float64Array(new ArrayBuffer(8 * 8))
+    engine.memoryIo(io)
+  }
+  return io
+}
 
 /**
  * One limit call made alone, at once: its `[success, limit, remaining, reset]` (valid until the
@@ -44,8 +59,20 @@ const single = new Float64Array(ANSWER)
  * `memoryLimit`, or null. Calls still queued are not answered first (the caller does that).
  */
 function limitAlone(algorithm, key, now, rate, dynamicKeys) {
-  engine.memoryLimit(algorithm[0], algorithm[1], algorithm[2], algorithm[3], key, now, rate, single, dynamicKeys)
-  return single
+  if (dynamicKeys !== null) {
+    engine.memoryLimit(algorithm[0], algorithm[1], algorithm[2], algorithm[3], key, now, rate, single, dynamicKeys)
+    return single
+  }
+  // The key is the only argument: a crossing with nine costs about twice as much (src/memory_io.rs).
+  const numbers = io ?? ioArray()
+  numbers[0] = algorithm[0]
+  numbers[1] = algorithm[1]
+  numbers[2] = algorithm[2]
+  numbers[3] = algorithm[3]
+  numbers[4] = now
+  numbers[5] = rate
+  engine.memoryLimitIo(key)
+  return numbers
 }
 
 /**
@@ -89,10 +116,11 @@ function memoryLimit(algorithm, key, now, rate, answer, failure) {
     records[at++] = rate
     records[at] = key.length
     keys += key
-    resolves.push(resolve)
-    rejects.push(reject)
-    answers.push(answer)
-    failures.push(failure)
+    // By index, not push: the arrays keep their room from turn to turn.
+    resolves[count] = resolve
+    rejects[count] = reject
+    answers[count] = answer
+    failures[count] = failure
     count++
   })
 }
@@ -126,10 +154,11 @@ function flushMemoryBatch() {
     replay(done, batchRecords, batchKeys)
     from = done + 1
   }
-  resolves.length = 0
-  rejects.length = 0
-  answers.length = 0
-  failures.length = 0
+  // Let go of the settled calls' functions (truncating would give back the arrays' room).
+  resolves.fill(undefined, 0, n)
+  rejects.fill(undefined, 0, n)
+  answers.fill(undefined, 0, n)
+  failures.fill(undefined, 0, n)
 }
 
 /** The call the batch could not answer, made alone: its error (or, if the store has changed
@@ -166,4 +195,4 @@ function settleFailure(index, error) {
   }
 }
 
-module.exports = { memoryLimit, limitAlone, flushMemoryBatch }
+module.exports = { memoryLimit, limitAlone, flushMemoryBatch, ioArray }

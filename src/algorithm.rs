@@ -505,7 +505,7 @@ pub fn memory_limit(
         return Err(invalid_arg("out needs room for 4 numbers"));
     }
     let numbers = in_memory::limit_numbers(
-        &MemoryStore::global(),
+        MemoryStore::global_ref(),
         &algorithm,
         &key,
         clock(now)?,

@@ -22,5 +22,5 @@ pub fn memory_limit_batch(
     // SAFETY: the typed array's memory stays valid for this synchronous call, and no JS runs
     // (so nothing else can touch it) until the call returns.
     let out = unsafe { out.as_mut() };
-    answer_batch(&MemoryStore::global(), &records, count, &keys, out, from).map_err(arg_error)
+    answer_batch(MemoryStore::global_ref(), &records, count, &keys, out, from).map_err(arg_error)
 }

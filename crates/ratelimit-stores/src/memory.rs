@@ -133,6 +133,11 @@ impl MemoryStore {
         GLOBAL.clone()
     }
 
+    /// The same store, borrowed: a hot call need not count a reference up and down.
+    pub fn global_ref() -> &'static Arc<MemoryStore> {
+        &GLOBAL
+    }
+
     pub fn set_max_keys(&self, max_keys: usize) {
         self.max_keys.store(max_keys.max(1), Ordering::Relaxed);
     }
