@@ -84,7 +84,10 @@ class RegionRatelimit {
     this.prefix = config.prefix ?? DEFAULT_PREFIX
     this.timeout = config.timeout ?? DEFAULT_TIMEOUT_MS
     this.primaryRedis = redis
-    this.analytics = config.analytics ? new (require('./analytics').Analytics)({ redis, prefix: this.prefix }) : undefined
+    // Required here, once: a require() per call costs microseconds (module resolution).
+    const analyticsModule = config.analytics ? require('./analytics') : null
+    this.analytics = analyticsModule ? new analyticsModule.Analytics({ redis, prefix: this.prefix }) : undefined
+    this.#analyticsEvent = analyticsModule?.analyticsEvent
     this.enableProtection = config.enableProtection ?? false
     this.denyListThreshold = config.denyListThreshold ?? 6
     // `true` (as upstream: one global dynamic limit per prefix) or `{ perIdentifier: true }`
@@ -126,6 +129,7 @@ class RegionRatelimit {
 
   #cluster
   #carriesExtras
+  #analyticsEvent
 
   #algorithm
   #syncStore
@@ -277,7 +281,7 @@ class RegionRatelimit {
     if (values) Object.assign(extras, protection.protectionKeys(this.prefix), { values })
     if (this.analytics) {
       const geo = req ? this.analytics.extractGeo(req) : undefined
-      const { analyticsEvent } = require('./analytics')
+      const analyticsEvent = this.#analyticsEvent
       const time = Date.now()
       const event = (who, success) => analyticsEvent({ prefix: this.prefix, identifier: who, success, geo, time })
       const allowed = event(identifier, true)
