@@ -243,6 +243,33 @@ test('hono: pending goes to executionCtx.waitUntil (Workers), and the analytics 
   }
 })
 
+test('pending goes to a Vercel function\'s waitUntil (its request context) when the framework has none', T, async (t) => {
+  const handed = []
+  const registry = Symbol.for('@vercel/request-context')
+  globalThis[registry] = { get: () => ({ waitUntil: (promise) => handed.push(promise) }) }
+  t.after(() => delete globalThis[registry])
+  const inner = limiterOf(5)
+  const busy = { limit: async (id, req) => ({ ...(await inner.limit(id, req)), pending: new Promise((resolve) => setTimeout(resolve, 5)) }) }
+  const app = new Hono()
+  app.use('*', rateLimiter({ limiter: busy, identify: () => 'vercel-client' }))
+  app.get('/', (c) => c.text('ok'))
+  // No executionCtx (Node.js): Hono has no waitUntil of its own.
+  assert.equal((await app.request('/')).status, 200)
+  assert.equal(handed.length, 1, 'handed to the request context\'s waitUntil')
+  await Promise.all(handed)
+  // The framework's own waitUntil (here the option) comes first.
+  const own = []
+  const first = new Hono()
+  first.use('*', rateLimiter({ limiter: busy, identify: () => 'vercel-client-2', waitUntil: (promise) => own.push(promise) }))
+  first.get('/', (c) => c.text('ok'))
+  await first.request('/')
+  assert.deepEqual([own.length, handed.length], [1, 1])
+  // Outside a request the context is empty: nothing handed over, no error.
+  globalThis[registry] = { get: () => undefined }
+  assert.equal((await app.request('/')).status, 200)
+  assert.equal(handed.length, 1)
+})
+
 test('the client address: socket peer, hop counts, trusted ranges, platform headers, no socket', () => {
   const request = (peer, headers) => ({ peer, header: (name) => headers[name] })
   const at = (peer, headers, trustProxy, ipHeader) => clientAddress(request(peer, headers), compileTrust(trustProxy), ipHeader)

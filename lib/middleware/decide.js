@@ -96,13 +96,14 @@ function refusalBody(decision) {
 /**
  * Hands the response's `pending` (analytics writes, multi-region sync) to the platform's
  * `waitUntil` when there is one, so a serverless function is not frozen before it ends; it never
- * becomes an unhandled rejection either way. `waitUntilOf()` finds the platform's waitUntil; it
- * is asked only when there is work left (looking can be costly: Hono's executionCtx getter
+ * becomes an unhandled rejection either way. `waitUntilOf()` finds the framework's waitUntil (the
+ * `waitUntil` option first); without one, a Vercel function's own (its request context). Both
+ * are asked only when there is work left (looking can be costly: Hono's executionCtx getter
  * throws where there is none).
  */
 function keepPending(pending, waitUntilOf) {
   if (!pending || typeof pending.then !== 'function' || settledPending(pending)) return
-  const waitUntil = waitUntilOf()
+  const waitUntil = waitUntilOf() ?? vercelWaitUntil()
   const quiet = pending.then(
     () => {},
     () => {},
@@ -113,6 +114,23 @@ function keepPending(pending, waitUntilOf) {
     } catch {
       // A platform without it (Cloudflare's executionCtx getter throws outside Workers).
     }
+  }
+}
+
+/** Where Vercel's runtime publishes the current request's context (what `waitUntil` of
+ * @vercel/functions reads): a global registry, so any framework's handler on Vercel can reach
+ * it without that package. */
+const VERCEL_REQUEST_CONTEXT = Symbol.for('@vercel/request-context')
+
+/** The running Vercel function's `waitUntil`, or undefined (elsewhere, or outside a request). */
+function vercelWaitUntil() {
+  const registry = globalThis[VERCEL_REQUEST_CONTEXT]
+  if (typeof registry?.get !== 'function') return undefined
+  try {
+    const context = registry.get()
+    return typeof context?.waitUntil === 'function' ? (promise) => context.waitUntil(promise) : undefined
+  } catch {
+    return undefined
   }
 }
 

@@ -45,6 +45,6 @@ export interface RateLimitOptions<Req> {
   rate?: number | ((request: Req) => number | Promise<number>);
   /** True: the request is not counted. */
   skip?: (request: Req) => boolean | Promise<boolean>;
-  /** Where `pending` (analytics, multi-region sync) goes; default: the platform's own waitUntil where there is one. */
+  /** Where `pending` (analytics, multi-region sync) goes; default: the platform's own waitUntil where there is one (Workers' executionCtx, Next.js event.waitUntil / after(), a Vercel function's request context). */
   waitUntil?: (promise: Promise<unknown>) => void;
 }
