@@ -154,3 +154,18 @@ test('the one-argument memory call (memoryLimitIo): long and non-ASCII keys, bad
   assert.equal((await limiter.limit('a')).success, true)
   assert.equal((await limiter.limit('a')).success, false)
 })
+
+test('calls awaited one by one, then a burst in one turn, then one by one again: exact and in order', async () => {
+  const limiter = new Ratelimit({ redis: Redis.memory(), prefix: prefix(), limiter: Ratelimit.fixedWindow(150, '60 s'), ephemeralCache: false })
+  // Many turns of one call each (turns then stop being marked), a burst, then single calls.
+  for (let i = 0; i < 40; i++) assert.equal((await limiter.limit('a')).remaining, 149 - i)
+  const burst = await Promise.all(Array.from({ length: 200 }, () => limiter.limit('a')))
+  assert.deepEqual(
+    burst.map((r) => r.success),
+    Array.from({ length: 200 }, (_, i) => i < 110),
+    'the first 110 of the burst, in call order',
+  )
+  assert.deepEqual(burst.slice(0, 110).map((r) => r.remaining), Array.from({ length: 110 }, (_, i) => 109 - i))
+  assert.equal((await limiter.limit('a')).success, false)
+  assert.equal((await limiter.getRemaining('a')).remaining, 0)
+})
