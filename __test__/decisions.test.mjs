@@ -71,6 +71,7 @@ test('one message per decision: allowed, limited, timeout, error, denied; stores
     assert.ok(m.latencyMs >= 0 && m.latencyMs < 5000, `latency ${m.latencyMs}`)
     assert.ok(!JSON.stringify(m).includes('203.0.113.77'), 'the identifier is not in the message')
     assert.match(m.identifierHash, /^[0-9a-f]{16}$/)
+    assert.equal(JSON.parse(JSON.stringify(m)).identifierHash, m.identifierHash, 'a logged message carries the hash')
   }
   assert.equal(new Set(messages.map((m) => m.identifierHash)).size, 1, 'the same identifier, the same hash')
   const plain = createHash('sha256').update(identifier).digest('hex').slice(0, 16)

@@ -34,6 +34,20 @@ function hashOf(identifier) {
   return crypto.createHmac('sha256', hashKey).update(String(identifier)).digest('hex').slice(0, 16)
 }
 
+/** Hashes already made (an HMAC costs more than the rest of a message): forgotten all at once
+ * when full, so memory stays bounded under any number of identifiers. */
+const HASHES_KEPT = 10_000
+const hashes = new Map()
+function rememberedHash(identifier) {
+  let hash = hashes.get(identifier)
+  if (hash === undefined) {
+    if (hashes.size >= HASHES_KEPT) hashes.clear()
+    hash = hashOf(identifier)
+    hashes.set(identifier, hash)
+  }
+  return hash
+}
+
 function outcomeOf(response) {
   if (response.reason === 'timeout') return 'timeout'
   if (response.reason === 'denyList') return 'denied'
@@ -41,20 +55,50 @@ function outcomeOf(response) {
 }
 
 /**
- * Publishes the decision of `promise` (a limit() call started at `started`, performance.now()),
- * and hands the same promise on. `describe()` gives { prefix, algorithm, engine, store }.
+ * One decision. `identifierHash` is worked out when first read (subscribers that never read
+ * it, such as the OpenTelemetry bridge, pay nothing for it); JSON.stringify includes it.
  */
-function observe(promise, identifier, started, describe) {
-  const publish = (message) => {
+class Decision {
+  #identifier
+  #hash
+  constructor(about, identifier, latencyMs, outcome, reason, limit, remaining) {
+    this.prefix = about.prefix
+    this.algorithm = about.algorithm
+    this.outcome = outcome
+    this.reason = reason
+    this.limit = limit
+    this.remaining = remaining
+    this.latencyMs = latencyMs
+    this.engine = about.engine
+    this.store = about.store
+    this.#identifier = identifier
+  }
+
+  get identifierHash() {
+    this.#hash ??= rememberedHash(this.#identifier)
+    return this.#hash
+  }
+
+  toJSON() {
+    return { ...this, identifierHash: this.identifierHash }
+  }
+}
+
+/**
+ * Publishes the decision of `promise` (a limit() call started at `started`, performance.now()),
+ * and hands the same promise on. `about` is the limiter's { prefix, algorithm, engine, store }.
+ */
+function observe(promise, identifier, started, about) {
+  const publish = (outcome, reason, limit, remaining) => {
     try {
-      channel.publish({ ...describe(), identifierHash: hashOf(identifier), latencyMs: performance.now() - started, ...message })
+      channel.publish(new Decision(about, identifier, performance.now() - started, outcome, reason, limit, remaining))
     } catch {
       // A subscriber's error must not change the limiter's answer.
     }
   }
   promise.then(
-    (response) => publish({ outcome: outcomeOf(response), reason: response.reason, limit: response.limit, remaining: response.remaining }),
-    (error) => publish({ outcome: 'error', reason: error?.name ?? 'Error', limit: undefined, remaining: undefined }),
+    (response) => publish(outcomeOf(response), response.reason, response.limit, response.remaining),
+    (error) => publish('error', error?.name ?? 'Error', undefined, undefined),
   )
   return promise
 }

@@ -142,16 +142,26 @@ class RegionRatelimit {
   limit = (identifier, req) => {
     if (!decisions.observed()) return this.#limit(identifier, req)
     const started = performance.now()
-    return decisions.observe(this.#limit(identifier, req), identifier, started, this.#describe)
+    return decisions.observe(this.#limit(identifier, req), identifier, started, this.#about())
   }
 
-  /** What a decision message says of this limiter (lib/decisions.js). */
-  #describe = () => ({
-    prefix: this.prefix,
-    algorithm: this.limiter?.[algorithms.BUILT_IN]?.kind ?? 'custom',
-    engine: engine.name,
-    store: decisions.storeKind(this.ctx.redis),
-  })
+  /** What a decision message says of this limiter (lib/decisions.js), made again only when
+   * the limiter's prefix, algorithm or client was replaced. */
+  #about() {
+    const about = this.#aboutCache
+    if (about?.prefix === this.prefix && about.of === this.limiter && about.redis === this.ctx.redis) return about
+    this.#aboutCache = {
+      prefix: this.prefix,
+      algorithm: this.limiter?.[algorithms.BUILT_IN]?.kind ?? 'custom',
+      engine: engine.name,
+      store: decisions.storeKind(this.ctx.redis),
+      of: this.limiter,
+      redis: this.ctx.redis,
+    }
+    return this.#aboutCache
+  }
+
+  #aboutCache = null
 
   #limit(identifier, req) {
     const fast = this.#algorithm
