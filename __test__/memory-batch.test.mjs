@@ -134,10 +134,13 @@ test('calls in one turn read the clock when they are made', async (t) => {
 
 test('the one-argument memory call (memoryLimitIo): long and non-ASCII keys, bad numbers refused clearly', async () => {
   const engine = require('../lib/engine')
-  const io = require('../lib/memory-batch').ioArray()
+  // An array of the test's own, as a second copy of the facade on this thread would have.
+  const io = new Float64Array(new ArrayBuffer(64))
+  const handle = engine.memoryIo(io)
+  assert.notEqual(handle, require('../lib/memory-batch').ioHandleOf())
   const call = (kind, key, now = Date.now(), rate = 1) => {
     io.set([kind, 2, 10_000, 0, now, rate])
-    engine.memoryLimitIo(key)
+    engine.memoryLimitIo(key, handle)
     return Array.from(io.subarray(0, 4))
   }
   // Past the stack buffer of short keys (192 bytes), and characters of every UTF-8 length.
@@ -149,7 +152,9 @@ test('the one-argument memory call (memoryLimitIo): long and non-ASCII keys, bad
   assert.throws(() => call(7, `${prefix()}:a`), /unknown algorithm kind/)
   assert.throws(() => call(0.5, `${prefix()}:a`), /unknown algorithm kind/)
   assert.throws(() => call(0, `${prefix()}:a`, Number.NaN), /./)
-  assert.throws(() => engine.memoryLimitIo(42), /string/i)
+  assert.throws(() => engine.memoryLimitIo(42, handle), /string/i)
+  assert.throws(() => engine.memoryLimitIo(`${prefix()}:a`, 1_000_000), /handle/)
+  // The facade's own array still answers its calls.
   const limiter = new Ratelimit({ redis: Redis.memory(), prefix: prefix(), limiter: Ratelimit.fixedWindow(1, '10 s') })
   assert.equal((await limiter.limit('a')).success, true)
   assert.equal((await limiter.limit('a')).success, false)

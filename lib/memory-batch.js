@@ -50,15 +50,18 @@ const single = new Float64Array(ANSWER)
 
 /**
  * The numbers of a call made alone, `[kind, a, b, c, now, rate]`, and its answer, `[success,
- * limit, remaining, reset]` in the first four: the array `memoryLimitIo(key)` reads and writes,
- * handed to the engine once (per thread). Its own ArrayBuffer: V8 keeps the numbers of a small
- * typed array made by length inside the JS heap, where they may move.
+ * limit, remaining, reset]` in the first four: the array `memoryLimitIo(key, handle)` reads and
+ * writes, handed to the engine once (`memoryIo` gives its handle: this copy of the module has
+ * its own, even where a thread loads several). Its own ArrayBuffer: V8 keeps the numbers of a
+ * small typed array made by length inside the JS heap, where they may move.
  */
 let io = null
+let ioHandle = 0
 function ioArray() {
   if (io === null) {
-    io = new Float64Array(new ArrayBuffer(8 * 8))
-    engine.memoryIo(io)
+    const array = new Float64Array(new ArrayBuffer(8 * 8))
+    ioHandle = engine.memoryIo(array)
+    io = array
   }
   return io
 }
@@ -73,7 +76,8 @@ function limitAlone(algorithm, key, now, rate, dynamicKeys) {
     engine.memoryLimit(algorithm[0], algorithm[1], algorithm[2], algorithm[3], key, now, rate, single, dynamicKeys)
     return single
   }
-  // The key is the only argument: a crossing with nine costs about twice as much (src/memory_io.rs).
+  // The key is the only string, the numbers go in the array: a crossing with nine arguments
+  // costs about twice as much (src/memory_io.rs).
   const numbers = io ?? ioArray()
   numbers[0] = algorithm[0]
   numbers[1] = algorithm[1]
@@ -81,7 +85,7 @@ function limitAlone(algorithm, key, now, rate, dynamicKeys) {
   numbers[3] = algorithm[3]
   numbers[4] = now
   numbers[5] = rate
-  engine.memoryLimitIo(key)
+  engine.memoryLimitIo(key, ioHandle)
   return numbers
 }
 
@@ -214,4 +218,4 @@ function settleFailure(index, error) {
   }
 }
 
-module.exports = { memoryLimit, limitAlone, flushMemoryBatch, ioArray }
+module.exports = { memoryLimit, limitAlone, flushMemoryBatch, ioHandleOf: () => (ioArray(), ioHandle) }

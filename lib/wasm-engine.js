@@ -27,12 +27,12 @@ function wasmEngine(module, glue) {
   binding.limitBatch = (store, records, count, keys) => store.limitBatch(records, count, keys)
   // The addon's one-argument memory call (src/memory_io.rs) over the module's own: a call into
   // WebAssembly costs little, so its numbers go as arguments.
-  let io = null
-  binding.memoryIo = (array) => {
-    io = array
-  }
-  binding.memoryLimitIo = (key) => {
+  const arrays = []
+  binding.memoryIo = (array) => arrays.push(array) - 1
+  binding.memoryLimitIo = (key, handle) => {
+    const io = arrays[handle]
     // As the addon checks them: the module would take 0.5 as kind 0, and trap on a non-string.
+    if (io === undefined) throw new Error('memoryLimitIo: no array has this handle')
     if (!Number.isInteger(io[0])) throw new Error('unknown algorithm kind')
     if (typeof key !== 'string') throw new TypeError('memoryLimitIo: the key must be a string')
     glue.memoryLimit(io[0], io[1], io[2], io[3], key, io[4], io[5], io, null)

@@ -1,18 +1,19 @@
-//! `memoryLimitIo(key)`: limit() on the memory store with the key as its only argument.
+//! `memoryLimitIo(key, handle)`: limit() on the memory store with the key as its only string.
 //!
 //! Why: on `Redis.memory()` the crossing costs more than the state change. Profiled (perf, a
 //! release build with symbols), `memoryLimit(kind, a, b, c, key, now, rate, out, null)` spent
 //! about 200 ns of its 1.3 µs on the `out` typed array alone (napi-rs' borrow bookkeeping and
 //! V8's typed-array queries, every call) and about 90 ns reading six numbers. Here the numbers
-//! travel in a Float64Array each JS thread hands over once (`memoryIo`): JS writes
-//! `[kind, a, b, c, now, rate]` into it, and the call writes `[success, limit, remaining,
-//! reset]` back into its first four slots.
+//! travel in a Float64Array handed over once (`memoryIo(array)` → a handle): JS writes
+//! `[kind, a, b, c, now, rate]` into it, calls `memoryLimitIo(key, handle)`, and the call writes
+//! `[success, limit, remaining, reset]` back into its first four slots.
 //!
-//! The array's memory is read through a pointer kept per thread: the thread holds a strong
-//! reference to the array (so its ArrayBuffer, whose memory V8 never moves, stays alive), and
-//! only this thread's JS, which cannot run during the call, can touch it.
+//! Arrays are kept per thread, by handle: one thread can hold several copies of the facade
+//! (vm contexts, a test runner's fresh module registry), each with its own array. The thread
+//! holds a strong reference to each (so its ArrayBuffer, whose memory V8 never moves, stays
+//! alive), and only this thread's JS, which cannot run during the call, can touch it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use napi::bindgen_prelude::{FromNapiValue, Object, TypeName, ValidateNapiValue};
 use napi::{sys, Env, Error, JsError, JsValue, Result, Status, ValueType};
@@ -29,16 +30,18 @@ use crate::short_str::ShortStr;
 /// Numbers read from the array: `[kind, a, b, c, now, rate]`.
 const INPUTS: usize = 6;
 
-/// A thread's io array: where its data is, and the reference keeping it alive.
+/// An io array: where its data is (a reference keeps it alive for the thread's life).
 #[derive(Clone, Copy)]
 struct Io {
     data: *mut f64,
     len: usize,
-    reference: sys::napi_ref,
 }
 
+/// Arrays one thread may hand over: one per copy of the facade it loads.
+const MAX_IOS: usize = 4096;
+
 thread_local! {
-    static IO: Cell<Option<Io>> = const { Cell::new(None) };
+    static IOS: RefCell<Vec<Io>> = const { RefCell::new(Vec::new()) };
     /// The algorithm of the previous call and its numbers: a limiter's calls repeat them, and
     /// checking them again costs more than comparing four numbers.
     static LAST: Cell<Option<([f64; 4], Algorithm)>> = const { Cell::new(None) };
@@ -93,30 +96,35 @@ impl TypeName for IoArray {
 
 impl ValidateNapiValue for IoArray {}
 
-/// Hands this thread's io array over (again: the previous one is let go).
+/// Hands an io array over for this thread's `memoryLimitIo` calls; returns its handle.
 #[napi(catch_unwind, js_name = "memoryIo")]
-pub fn memory_io(env: Env, #[napi(ts_arg_type = "Float64Array")] io: IoArray) -> Result<()> {
+pub fn memory_io(env: Env, #[napi(ts_arg_type = "Float64Array")] io: IoArray) -> Result<u32> {
     if io.len < INPUTS {
         return Err(invalid_arg("memoryIo needs room for 6 numbers"));
     }
+    if IOS.with_borrow(Vec::len) >= MAX_IOS {
+        return Err(invalid_arg(
+            "memoryIo: too many arrays handed over on this thread",
+        ));
+    }
     let mut reference = std::ptr::null_mut();
-    // SAFETY: `io.value` is this call's argument, alive in its scope.
+    // SAFETY: `io.value` is this call's argument, alive in its scope. The reference is never
+    // deleted: the array must outlive every call that may name its handle (Node frees it with
+    // the environment).
     let status = unsafe { sys::napi_create_reference(env.raw(), io.value, 1, &mut reference) };
     if status != sys::Status::napi_ok {
         return Err(invalid_arg("memoryIo could not keep the array"));
     }
-    if let Some(previous) = IO.replace(Some(Io {
-        data: io.data,
-        len: io.len,
-        reference,
-    })) {
-        // SAFETY: a reference this thread created, deleted once (it was just replaced).
-        unsafe { sys::napi_delete_reference(env.raw(), previous.reference) };
-    }
-    Ok(())
+    Ok(IOS.with_borrow_mut(|ios| {
+        ios.push(Io {
+            data: io.data,
+            len: io.len,
+        });
+        ios.len() as u32 - 1
+    }))
 }
 
-/// `memoryLimitIo(key)` on the exports, registered by hand rather than with `#[napi]`: napi-rs
+/// `memoryLimitIo(key, handle)` on the exports, registered by hand rather than with `#[napi]`: napi-rs
 /// 3 wraps each `#[napi]` function in borrow-scope bookkeeping that allocates on every call
 /// (about 100 ns here, measured), as much as the rest of this call's crossing.
 #[napi(module_exports)]
@@ -149,15 +157,15 @@ pub fn register_memory_limit_io(exports: Object, env: Env) -> Result<()> {
     ))
 }
 
-/// The N-API callback of `memoryLimitIo(key)`: undefined, or the error thrown as napi-rs throws.
+/// The N-API callback of `memoryLimitIo(key, handle)`: undefined, or the error thrown as napi-rs throws.
 unsafe extern "C" fn memory_limit_io_callback(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     let outcome = std::panic::catch_unwind(|| {
-        let mut argc = 1usize;
-        let mut argv = [std::ptr::null_mut(); 1];
-        // SAFETY: room for one argument; the other out-pointers are optional.
+        let mut argc = 2usize;
+        let mut argv = [std::ptr::null_mut(); 2];
+        // SAFETY: room for two arguments; the other out-pointers are optional.
         let status = unsafe {
             sys::napi_get_cb_info(
                 env,
@@ -168,12 +176,15 @@ unsafe extern "C" fn memory_limit_io_callback(
                 std::ptr::null_mut(),
             )
         };
-        if status != sys::Status::napi_ok || argc < 1 {
-            return Err(invalid_arg("memoryLimitIo takes the key"));
+        if status != sys::Status::napi_ok || argc < 2 {
+            return Err(invalid_arg(
+                "memoryLimitIo takes the key and a handle from memoryIo",
+            ));
         }
-        // SAFETY: this call's first argument.
+        // SAFETY: this call's arguments.
         let key = unsafe { ShortStr::from_napi_value(env, argv[0]) }?;
-        memory_limit_io(&key)
+        let handle = unsafe { u32::from_napi_value(env, argv[1]) }?;
+        memory_limit_io(&key, handle)
     });
     let error = match outcome {
         Ok(Ok(())) => return std::ptr::null_mut(),
@@ -185,10 +196,12 @@ unsafe extern "C" fn memory_limit_io_callback(
     std::ptr::null_mut()
 }
 
-/// limit() of `key` on the memory store, the numbers in this thread's io array (`memoryIo`).
-fn memory_limit_io(key: &str) -> Result<()> {
-    let Some(io) = IO.get() else {
-        return Err(invalid_arg("memoryLimitIo needs memoryIo(array) first"));
+/// limit() of `key` on the memory store, the numbers in the io array of `handle` (`memoryIo`).
+fn memory_limit_io(key: &str, handle: u32) -> Result<()> {
+    let Some(io) = IOS.with_borrow(|ios| ios.get(handle as usize).copied()) else {
+        return Err(invalid_arg(
+            "memoryLimitIo: no array has this handle on this thread",
+        ));
     };
     // SAFETY: the array is alive (this thread references it), V8 does not move an
     // ArrayBuffer's memory, and no JS runs (so nothing else touches it) until the call returns.
