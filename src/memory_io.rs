@@ -124,9 +124,9 @@ pub fn memory_io(env: Env, #[napi(ts_arg_type = "Float64Array")] io: IoArray) ->
     }))
 }
 
-/// `memoryLimitIo(key, handle)` on the exports, registered by hand rather than with `#[napi]`: napi-rs
-/// 3 wraps each `#[napi]` function in borrow-scope bookkeeping that allocates on every call
-/// (about 100 ns here, measured), as much as the rest of this call's crossing.
+/// `memoryLimitIo(key, handle)` on the exports, registered by hand rather than with `#[napi]`:
+/// napi-rs 3 wraps each `#[napi]` function in borrow-scope bookkeeping that allocates on every
+/// call (about 100 ns here, measured), as much as the rest of this call's crossing.
 #[napi(module_exports)]
 pub fn register_memory_limit_io(exports: Object, env: Env) -> Result<()> {
     const NAME: &std::ffi::CStr = c"memoryLimitIo";
@@ -157,7 +157,8 @@ pub fn register_memory_limit_io(exports: Object, env: Env) -> Result<()> {
     ))
 }
 
-/// The N-API callback of `memoryLimitIo(key, handle)`: undefined, or the error thrown as napi-rs throws.
+/// The N-API callback of `memoryLimitIo(key, handle)`: undefined, or the error thrown as
+/// napi-rs throws it.
 unsafe extern "C" fn memory_limit_io_callback(
     env: sys::napi_env,
     info: sys::napi_callback_info,
@@ -223,7 +224,8 @@ fn memory_limit_io(key: &str, handle: u32) -> Result<()> {
 /// The algorithm `[kind, a, b, c]` names (checked as `memoryLimit` checks it).
 fn algorithm_of(numbers: [f64; 4]) -> Result<Algorithm> {
     if let Some((last, algorithm)) = LAST.get() {
-        // Bitwise, so a NaN never matches and is refused below.
+        // Bit for bit: LAST only holds numbers that passed the checks below, so anything else
+        // (a NaN included) is checked.
         if last.map(f64::to_bits) == numbers.map(f64::to_bits) {
             return Ok(algorithm);
         }
