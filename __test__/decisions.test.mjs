@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test'
 import { metrics } from '@opentelemetry/api'
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
 import { Ratelimit, Redis, engine } from '../index.js'
-import { DECISION_CHANNEL, instrumentRatelimit } from '../lib/otel.js'
+import { DECISION_CHANNEL, STORE_REQUEST_CHANNEL, instrumentRatelimit } from '../lib/otel.js'
 import { startStack } from './helpers/servers.mjs'
 
 const fresh = () => `dc${randomBytes(4).toString('hex')}`
@@ -138,5 +138,83 @@ test('ratelimit-native/otel: counters by outcome, a duration histogram, spans; s
   assert.equal(spans.length, 5)
   assert.ok(spans.every((s) => s.name === 'ratelimit.limit' && s.ended >= s.options.startTime))
   assert.equal(metrics.getMeterProvider() !== meterProvider, true, 'the global provider was not touched')
+  await meterProvider.shutdown()
+})
+
+test('a message per request our stores send (REST, and Redis over TCP on the native engine), only while someone listens', async () => {
+  const requests = []
+  const onRequest = (message) => requests.push(message)
+  const stores = [['rest', new Redis({ url: stack.rest.url, token: stack.rest.token })]]
+  if (engine === 'native') stores.push(['tcp', new Redis({ url: stack.redis.url })])
+  for (const [kind, redis] of stores) {
+    const rl = new Ratelimit({ redis, limiter: Ratelimit.fixedWindow(5, '60 s'), prefix: fresh(), ephemeralCache: false })
+    await rl.limit('warm') // connections opened before anyone listens: not recorded
+    requests.length = 0
+    const before = Date.now()
+    diagnostics.subscribe(STORE_REQUEST_CHANNEL, onRequest)
+    try {
+      for (let i = 0; i < 3; i++) await rl.limit('u')
+      await Promise.all(Array.from({ length: 10 }, () => rl.limit('v'))) // one turn: one request
+    } finally {
+      diagnostics.unsubscribe(STORE_REQUEST_CHANNEL, onRequest)
+    }
+    const after = Date.now()
+    assert.ok(requests.length >= 4 && requests.length <= 5, `${kind}: ${requests.length} requests`)
+    assert.equal(requests.reduce((n, r) => n + r.commands, 0), 13, `${kind}: every call's command, once`)
+    for (const r of requests) {
+      assert.deepEqual([r.store, r.engine, r.outcome], [kind, engine, 'answered'])
+      assert.ok(r.startTime >= before - 5 && r.startTime <= after + 5, `${kind}: start ${r.startTime} in [${before}, ${after}]`)
+      assert.ok(r.durationMs >= 0 && r.durationMs < 5000)
+    }
+    const seen = requests.length
+    await rl.limit('w')
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(requests.length, seen, `${kind}: nothing once nobody listens`)
+  }
+})
+
+test('ratelimit-native/otel with spans: a ratelimit.store_request span per request, failed ones marked', async () => {
+  const spans = []
+  const tracerProvider = {
+    getTracer: () => ({
+      startSpan: (name, options) => {
+        const span = { name, options, status: null, ended: null, setStatus: (s) => (span.status = s), end: (t) => (span.ended = t) }
+        spans.push(span)
+        return span
+      },
+    }),
+  }
+  const meterProvider = new MeterProvider()
+  const redis = new Redis({ url: stack.rest.url, token: stack.rest.token })
+  const rl = new Ratelimit({ redis, limiter: Ratelimit.fixedWindow(5, '60 s'), prefix: fresh(), ephemeralCache: false })
+  // A port nobody listens on: every request is refused (it did not run), until the timeout.
+  const port = await new Promise((resolve) => {
+    const probe = createServer()
+    probe.listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address()
+      probe.close(() => resolve(free))
+    })
+  })
+  const refused = new Ratelimit({ redis: new Redis({ url: `http://127.0.0.1:${port}`, token: 't' }), limiter: Ratelimit.fixedWindow(5, '60 s'), prefix: fresh(), timeout: 300 })
+  const stop = instrumentRatelimit({ meterProvider, spans: true, tracerProvider })
+  try {
+    await rl.limit('u')
+    // The native stores resend what was refused until the timeout answers; the WebAssembly
+    // engine's client rejects at once, as @upstash/redis does.
+    await refused.limit('u').catch(() => {})
+    await new Promise((resolve) => setTimeout(resolve, 300)) // the last resend's outcome
+  } finally {
+    stop()
+  }
+  const requestSpans = spans.filter((s) => s.name === 'ratelimit.store_request')
+  const answered = requestSpans.filter((s) => s.options.attributes['ratelimit.request_outcome'] === 'answered')
+  assert.equal(answered.length, 1)
+  assert.equal(answered[0].options.attributes['ratelimit.commands'], 1)
+  assert.equal(answered[0].options.attributes['db.system'], 'redis')
+  assert.ok(answered[0].ended >= answered[0].options.startTime)
+  assert.equal(answered[0].status, null)
+  const failed = requestSpans.filter((s) => s.options.attributes['ratelimit.request_outcome'] !== 'answered')
+  assert.ok(failed.length >= 1, 'the refused requests have spans')
+  assert.ok(failed.every((s) => s.status?.code === 2 && s.ended >= s.options.startTime), 'marked as errors')
   await meterProvider.shutdown()
 })

@@ -10,10 +10,12 @@
 //   `ratelimit.engine` and `ratelimit.store`;
 // - `ratelimit.duration` (histogram, ms): how long each limit() took, same attributes;
 // - with `spans: true`, a `ratelimit.limit` span per call (its start and end times), with the
-//   same attributes.
+//   same attributes, and a `ratelimit.store_request` span per request our stores send (a
+//   /pipeline POST, a Redis pipeline: lib/store-requests.js), with its command count.
 // Returns a function that stops it. Nothing is recorded for calls made while nobody listens.
 
 const { CHANNEL } = require('./decisions')
+const { CHANNEL: REQUEST_CHANNEL } = require('./store-requests')
 const { nodeBuiltin } = require('./runtime')
 const { version } = require('../package.json')
 
@@ -48,8 +50,29 @@ function instrumentRatelimit(options = {}) {
       span.end(end)
     }
   }
+  // A span per request to the store (lib/store-requests.js): what an HTTP or Redis client's own
+  // instrumentation shows for its requests, for the requests our stores send themselves.
+  const onRequest = (message) => {
+    const span = tracer.startSpan('ratelimit.store_request', {
+      kind: api.SpanKind.CLIENT,
+      startTime: message.startTime,
+      attributes: {
+        'db.system': 'redis',
+        'ratelimit.store': message.store,
+        'ratelimit.engine': message.engine,
+        'ratelimit.commands': message.commands,
+        'ratelimit.request_outcome': message.outcome,
+      },
+    })
+    if (message.outcome !== 'answered') span.setStatus({ code: api.SpanStatusCode.ERROR, message: message.outcome })
+    span.end(message.startTime + message.durationMs)
+  }
   diagnostics.subscribe(CHANNEL, onDecision)
-  return () => diagnostics.unsubscribe(CHANNEL, onDecision)
+  if (tracer) diagnostics.subscribe(REQUEST_CHANNEL, onRequest)
+  return () => {
+    diagnostics.unsubscribe(CHANNEL, onDecision)
+    if (tracer) diagnostics.unsubscribe(REQUEST_CHANNEL, onRequest)
+  }
 }
 
-module.exports = { instrumentRatelimit, DECISION_CHANNEL: CHANNEL }
+module.exports = { instrumentRatelimit, DECISION_CHANNEL: CHANNEL, STORE_REQUEST_CHANNEL: REQUEST_CHANNEL }

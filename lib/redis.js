@@ -23,6 +23,7 @@ const { storeError, asStoreError, rethrowStoreError } = require('./errors')
 const { RestPipeline } = require('./rest-pipeline')
 const { runtimeName } = require('./runtime')
 const { markCluster } = require('./cluster')
+const storeRequests = require('./store-requests')
 
 /**
  * redis object → `{ native: NativeStore, sync, queue, flushSoon, call, guardedCall }` (or null
@@ -144,7 +145,7 @@ class PendingCalls {
  * A timer is held while calls are pending, because the native callback does not keep the
  * process alive by itself (`keepAlive`; a JS client's request in flight does).
  */
-function batchedCalls(store, flushSoon, wire, keepAlive = true) {
+function batchedCalls(store, flushSoon, wire, kind, keepAlive = true) {
   const pending = new PendingCalls()
   const limits = new LimitBatch()
   const deadlines = new Map() // timeout ms → DeadlineQueue
@@ -171,7 +172,8 @@ function batchedCalls(store, flushSoon, wire, keepAlive = true) {
   const trimDeadlines = () => {
     for (const queue of deadlines.values()) queue.trim()
   }
-  const complete = ({ data, failures, notes }) => {
+  const complete = ({ data, failures, notes, requests }) => {
+    if (requests) storeRequests.publishRecords(kind, requests)
     let noteOf = null
     if (notes.length > 0) {
       noteOf = new Map()
@@ -296,8 +298,9 @@ class LimitBatch {
   }
 }
 
-/** `wire`: `native` is an event-loop REST store (its sockets are lib/wire.js'). */
-function remember(redis, native, wire = false) {
+/** `wire`: `native` is an event-loop REST store (its sockets are lib/wire.js'). `kind`: what
+ * its store-request messages name it (lib/store-requests.js). */
+function remember(redis, native, wire = false, kind = 'rest') {
   let entry = null
   if (native) {
     const sync = native.synchronous
@@ -305,7 +308,9 @@ function remember(redis, native, wire = false) {
     let queued = 0
     let handOver = null
     let sockets = null
+    const record = sync ? null : storeRequests.requestRecording(native)
     const send = () => {
+      record()
       handOver?.()
       if (sockets) sockets.flush()
       else native.flush()
@@ -324,7 +329,7 @@ function remember(redis, native, wire = false) {
         scheduleFlush(flush)
       }
     }
-    const calls = sync ? null : batchedCalls(native, flushSoon, wire)
+    const calls = sync ? null : batchedCalls(native, flushSoon, wire, kind)
     handOver = calls?.handOver
     sockets = calls?.sockets ?? null
     // `queue()`: the native store, for a call made on it directly (not through `call`), after
@@ -359,7 +364,7 @@ function rememberPipeline(redis, pipeline) {
     if (pipeline.wouldFill(calls.buffered())) pipeline.flush()
     else pipeline.flushSoon()
   }
-  const calls = batchedCalls(pipeline, flushSoon, false, false)
+  const calls = batchedCalls(pipeline, flushSoon, false, 'rest', false)
   // Commands queued by the compat path, and each send, first take the buffered limit calls,
   // so the request keeps the order calls were made in.
   pipeline.beforeQueue = calls.handOver
@@ -409,7 +414,7 @@ function openCluster(redis, config) {
   if (!engine.hasRemoteStores) {
     throw new Error(`ratelimit-native: a Redis Cluster needs the native engine (Redis over TCP), which cannot run on ${runtimeName()}`)
   }
-  remember(redis, engine.NativeStore.redisCluster(seeds, { acceptInvalidCerts: acceptInvalidCerts(config) }))
+  remember(redis, engine.NativeStore.redisCluster(seeds, { acceptInvalidCerts: acceptInvalidCerts(config) }), false, 'cluster')
   Object.defineProperty(redis, 'url', { value: seeds.map(withoutCredentials).join(','), enumerable: true })
   markCluster(redis)
   defineCommands(redis, nativeSend(redis))
@@ -430,7 +435,7 @@ function openSentinel(redis, config) {
   const scheme = config.tls || /^rediss\+/i.test(config.url ?? '') ? 'rediss' : 'redis'
   // The master's host is the sentinels' to say: only its user, password and database are read.
   const master = redisUrlOf({ scheme, username, password, host: 'master', db })
-  remember(redis, engine.NativeStore.redisSentinel(sentinelUrls, name, master, { acceptInvalidCerts: acceptInvalidCerts(config) }))
+  remember(redis, engine.NativeStore.redisSentinel(sentinelUrls, name, master, { acceptInvalidCerts: acceptInvalidCerts(config) }), false, 'sentinel')
   const shown = `${scheme}+sentinel://${sentinels.map(({ host, port }) => `${host}:${port}`).join(',')}/${name}`
   Object.defineProperty(redis, 'url', { value: shown, enumerable: true })
   defineCommands(redis, nativeSend(redis))
@@ -513,7 +518,7 @@ class Redis {
       }
       // Plain Redis over TCP (rediss://: over TLS): the same scripts and keys, no REST hop. The
       // password lives in the URL, so neither it nor the URL is ever echoed.
-      remember(this, engine.NativeStore.redisTcp(url, { acceptInvalidCerts: acceptInvalidCerts(config) }))
+      remember(this, engine.NativeStore.redisTcp(url, { acceptInvalidCerts: acceptInvalidCerts(config) }), false, 'tcp')
       Object.defineProperty(this, 'url', { value: withoutCredentials(url), enumerable: true })
       defineCommands(this, nativeSend(this))
       return

@@ -18,6 +18,7 @@
 const engine = require('./engine')
 const { UpstashError } = require('./errors')
 const { httpPost } = require('./http-post')
+const storeRequests = require('./store-requests')
 
 /** Most commands per request (as @upstash/redis and the native client). */
 const MAX_BATCH = 1000
@@ -277,10 +278,18 @@ class RestPipeline {
   /** `commands`: how many items `batch` holds (a limit run holds one per call). */
   async #request(batch, commands) {
     const body = this.#body(batch)
+    const traced = storeRequests.traced()
+    const startTime = traced ? Date.now() : 0
+    const started = traced ? performance.now() : 0
     let answer
     try {
       answer = await this.#post(this.#headers, body)
+      if (traced) {
+        const outcome = answer.status >= 200 && answer.status < 300 ? 'answered' : 'failed'
+        storeRequests.publishRequest('rest', startTime, performance.now() - started, commands, outcome)
+      }
     } catch (error) {
+      if (traced) storeRequests.publishRequest('rest', startTime, performance.now() - started, commands, 'failed')
       throw new Error(`ratelimit-native: request to ${this.#host} failed: ${snippet(failureDetail(error), this.#token)}`, { cause: error })
     }
     const { status, text } = answer

@@ -2,6 +2,7 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -9,7 +10,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use ratelimit_core::js_reply::reply_to_json;
 use ratelimit_core::reply::StoreError;
 use ratelimit_stores::memory::MemoryStore;
-use ratelimit_stores::remote::{RemoteOptions, RemoteStore};
+use ratelimit_stores::remote::{RemoteOptions, RemoteStore, RequestObserver, RequestRecord};
 
 use crate::errors::store_error;
 
@@ -37,6 +38,9 @@ pub struct Completions {
     pub failures: Vec<String>,
     /// `[id, text]`: an analytics write that failed inside a call that succeeded.
     pub notes: Vec<String>,
+    /// `[startUnixMs, durationMs, commands, outcome]` per request sent to the store (outcome 0
+    /// answered, 1 did not run, 2 failed), while `observeRequests(true)`; absent otherwise.
+    pub requests: Option<Vec<f64>>,
 }
 
 type CompletionCallback = ThreadsafeFunction<Completions, (), Completions, Status, false, true>;
@@ -51,6 +55,8 @@ pub(crate) struct CompletionSink {
     /// JS takes the outcomes itself (`takeCompletions`) after each call into an event-loop
     /// store, instead of being called back.
     pull: bool,
+    /// Whether requests are recorded for JS (someone traces them: lib/decisions.js).
+    observing: AtomicBool,
 }
 
 /// What a sink collects before it becomes [`Completions`].
@@ -58,6 +64,7 @@ struct Collected {
     data: Vec<f64>,
     failures: Vec<String>,
     notes: Vec<String>,
+    requests: Vec<f64>,
 }
 
 impl CompletionSink {
@@ -67,6 +74,7 @@ impl CompletionSink {
                 data: Vec::new(),
                 failures: Vec::new(),
                 notes: Vec::new(),
+                requests: Vec::new(),
             });
             f(buffer);
         }
@@ -124,7 +132,8 @@ impl CompletionSink {
         }
         let more = !collected.data.is_empty()
             || !collected.failures.is_empty()
-            || !collected.notes.is_empty();
+            || !collected.notes.is_empty()
+            || !collected.requests.is_empty();
         if !more {
             *guard = None;
         }
@@ -138,7 +147,25 @@ impl CompletionSink {
             data: Float64Array::new(batch.data),
             failures: batch.failures,
             notes: batch.notes,
+            requests: (!batch.requests.is_empty()).then_some(batch.requests),
         })
+    }
+}
+
+impl RequestObserver for CompletionSink {
+    fn observing(&self) -> bool {
+        self.observing.load(Ordering::Relaxed)
+    }
+
+    fn request(&self, record: RequestRecord) {
+        self.with_buffer(|b| {
+            b.requests.extend_from_slice(&[
+                record.started_unix_ms,
+                record.duration_ms,
+                record.commands as f64,
+                f64::from(record.outcome as u8),
+            ]);
+        });
     }
 }
 
@@ -189,6 +216,13 @@ impl NativeStore {
             .callback
             .set(callback)
             .map_err(|_| Error::new(Status::InvalidArg, "onCompletions was already set"))
+    }
+
+    /// Whether the requests this store sends are recorded and handed to JS with the outcomes
+    /// (`Completions.requests`): on while someone traces them.
+    #[napi(catch_unwind)]
+    pub fn observe_requests(&self, on: bool) {
+        self.completions.observing.store(on, Ordering::Relaxed);
     }
 
     /// Sends the calls queued during this JS tick (the facade calls it from a microtask).
@@ -324,6 +358,7 @@ impl NativeStore {
                 }),
             }),
             batch_done: Some(Arc::new(move || sink.deliver())),
+            request_observer: Some(completions.clone()),
             ..RemoteOptions::default()
         };
         if let Some(o) = options {

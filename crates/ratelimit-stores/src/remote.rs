@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
 
@@ -58,6 +58,39 @@ pub struct RemoteOptions {
     pub spawner: Option<Spawner>,
     /// Runs after each request's replies have been delivered.
     pub batch_done: Option<BatchDone>,
+    /// Told of each request sent to the store, while it says it is observing.
+    pub request_observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Watches the requests a store sends (one per attempt at a batch: a /pipeline POST, a Redis
+/// pipeline), for tracing. Asked before each request whether it is observing, so an idle
+/// observer costs one check per request.
+pub trait RequestObserver: Send + Sync {
+    fn observing(&self) -> bool;
+    fn request(&self, record: RequestRecord);
+}
+
+/// One request to the store, as a [`RequestObserver`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestRecord {
+    /// When it was sent, in Unix milliseconds (the wall clock, for a span's start time).
+    pub started_unix_ms: f64,
+    /// How long until its answer (or failure), in milliseconds (a monotonic clock).
+    pub duration_ms: f64,
+    /// Commands in it.
+    pub commands: usize,
+    pub outcome: RequestOutcome,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// The store answered (some items may still be errors, such as NOSCRIPT).
+    Answered = 0,
+    /// It certainly did not run (refused, a lost connection before sending): it may be resent.
+    NotRun = 1,
+    /// It failed, and may have run.
+    Failed = 2,
 }
 
 impl Default for RemoteOptions {
@@ -69,6 +102,7 @@ impl Default for RemoteOptions {
             deferred_flush: false,
             spawner: None,
             batch_done: None,
+            request_observer: None,
         }
     }
 }
@@ -144,6 +178,7 @@ struct Inner {
     deferred_flush: bool,
     spawner: Option<Spawner>,
     batch_done: Option<BatchDone>,
+    request_observer: Option<Arc<dyn RequestObserver>>,
     queue: Mutex<Queue>,
 }
 
@@ -285,6 +320,7 @@ impl RemoteStore {
                 deferred_flush: options.deferred_flush,
                 spawner: options.spawner,
                 batch_done: options.batch_done,
+                request_observer: options.request_observer,
                 queue: Mutex::new(Queue::default()),
             }),
         }
@@ -520,7 +556,24 @@ async fn send(
 ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
     let mut attempt = 0;
     loop {
-        match inner.transport.send(commands, as_eval, retry_until).await {
+        let observer = inner.request_observer.as_deref().filter(|o| o.observing());
+        let started = observer.map(|_| (SystemTime::now(), Instant::now()));
+        let sent = inner.transport.send(commands, as_eval, retry_until).await;
+        if let (Some(observer), Some((wall, clock))) = (observer, started) {
+            observer.request(RequestRecord {
+                started_unix_ms: wall
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
+                commands: commands.len(),
+                outcome: match &sent {
+                    Ok(_) => RequestOutcome::Answered,
+                    Err(Attempt::NotRun(_)) => RequestOutcome::NotRun,
+                    Err(Attempt::Failed(_)) => RequestOutcome::Failed,
+                },
+            });
+        }
+        match sent {
             Err(Attempt::NotRun(err)) => {
                 match resend_delay(attempt, retry_until) {
                     Some(delay) => tokio::time::sleep(delay).await,
