@@ -65,9 +65,11 @@ function decider(options, adapter) {
     // Fetch's Headers).
     let ip = null
     const clientIp = () => (ip ??= { value: address(request) }).value
-    const identifier = options.identify
-      ? await options.identify(raw, options.identify.length > 1 ? { clientAddress: clientIp() } : NO_ADDRESS)
+    let identifier = options.identify
+      ? options.identify(raw, options.identify.length > 1 ? { clientAddress: clientIp() } : NO_ADDRESS)
       : (clientIp() ?? 'unknown')
+    // Awaited only when it is a promise: an await costs a turn of the microtask queue.
+    if (typeof identifier?.then === 'function') identifier = await identifier
     if (typeof identifier !== 'string' || identifier === '') {
       throw new TypeError(`ratelimit-native/${adapter}: \`identify\` must return a non-empty string, got ${JSON.stringify(identifier)}`)
     }
