@@ -152,9 +152,12 @@ for (const [algo, { make, reset: resetAt }] of Object.entries(ALGORITHMS)) {
         if (x < 0.85) return { op: 'getRemaining', id: rnd() < 0.5 ? 'a' : 'b' }
         return { op: 'advance', ms: Math.floor(rnd() * 9000) }
       })
+      // One start time for both runs: each reading the real clock itself, the two runs fell
+      // into different minutes when they straddled one (every reset then 60 s apart).
+      const start = Math.floor(realNow() / 60000) * 60000 + 777
       const run = async (members) => {
         const out = []
-        clock.install(Math.floor(realNow() / 60000) * 60000 + 777)
+        clock.install(start)
         try {
           for (let i = 0; i < ops.length; i++) {
             const op = ops[i]
