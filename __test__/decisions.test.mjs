@@ -27,6 +27,21 @@ after(async () => {
   await stack?.stop()
 })
 
+/** A TracerProvider whose spans land in `spans` as plain records (name, options, status, end). */
+function recordingTracer() {
+  const spans = []
+  const tracerProvider = {
+    getTracer: () => ({
+      startSpan: (name, options) => {
+        const span = { name, options, status: null, ended: null, setStatus: (s) => (span.status = s), end: (t) => (span.ended = t) }
+        spans.push(span)
+        return span
+      },
+    }),
+  }
+  return { spans, tracerProvider }
+}
+
 /** Runs `fn` with a subscriber; resolves with the messages published meanwhile. */
 async function collect(fn) {
   const messages = []
@@ -103,16 +118,7 @@ test('ratelimit-native/otel: counters by outcome, a duration histogram, spans; s
   const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
   const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 })
   const meterProvider = new MeterProvider({ readers: [reader] })
-  const spans = []
-  const tracerProvider = {
-    getTracer: () => ({
-      startSpan: (name, options) => {
-        const span = { name, options, status: null, ended: null, setStatus: (s) => (span.status = s), end: (t) => (span.ended = t) }
-        spans.push(span)
-        return span
-      },
-    }),
-  }
+  const { spans, tracerProvider } = recordingTracer()
   const prefix = fresh()
   const stop = instrumentRatelimit({ meterProvider, spans: true, tracerProvider })
   const rl = new Ratelimit({ redis: Redis.memory(), limiter: Ratelimit.fixedWindow(2, '60 s'), prefix, ephemeralCache: false })
@@ -174,16 +180,7 @@ test('a message per request our stores send (REST, and Redis over TCP on the nat
 })
 
 test('ratelimit-native/otel with spans: a ratelimit.store_request span per request, failed ones marked', async () => {
-  const spans = []
-  const tracerProvider = {
-    getTracer: () => ({
-      startSpan: (name, options) => {
-        const span = { name, options, status: null, ended: null, setStatus: (s) => (span.status = s), end: (t) => (span.ended = t) }
-        spans.push(span)
-        return span
-      },
-    }),
-  }
+  const { spans, tracerProvider } = recordingTracer()
   const meterProvider = new MeterProvider()
   const redis = new Redis({ url: stack.rest.url, token: stack.rest.token })
   const rl = new Ratelimit({ redis, limiter: Ratelimit.fixedWindow(5, '60 s'), prefix: fresh(), ephemeralCache: false })

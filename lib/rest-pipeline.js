@@ -278,21 +278,16 @@ class RestPipeline {
   /** `commands`: how many items `batch` holds (a limit run holds one per call). */
   async #request(batch, commands) {
     const body = this.#body(batch)
-    const traced = storeRequests.traced()
-    const startTime = traced ? Date.now() : 0
-    const started = traced ? performance.now() : 0
+    const requestDone = storeRequests.startRequest('rest', commands)
     let answer
     try {
       answer = await this.#post(this.#headers, body)
-      if (traced) {
-        const outcome = answer.status >= 200 && answer.status < 300 ? 'answered' : 'failed'
-        storeRequests.publishRequest('rest', startTime, performance.now() - started, commands, outcome)
-      }
     } catch (error) {
-      if (traced) storeRequests.publishRequest('rest', startTime, performance.now() - started, commands, 'failed')
+      requestDone?.('failed')
       throw new Error(`ratelimit-native: request to ${this.#host} failed: ${snippet(failureDetail(error), this.#token)}`, { cause: error })
     }
     const { status, text } = answer
+    requestDone?.(status >= 200 && status < 300 ? 'answered' : 'failed')
     let parsed
     try {
       parsed = JSON.parse(text)

@@ -33,6 +33,17 @@ function publishRequest(store, startTime, durationMs, commands, outcome) {
   }
 }
 
+/**
+ * A request starting now, when someone listens: a function that publishes it given its
+ * outcome (for stores whose requests JS sends itself); null otherwise.
+ */
+function startRequest(store, commands) {
+  if (!traced()) return null
+  const startTime = Date.now()
+  const started = performance.now()
+  return (outcome) => publishRequest(store, startTime, performance.now() - started, commands, outcome)
+}
+
 /** A native store's records, `[startUnixMs, durationMs, commands, outcome]` each. */
 function publishRecords(store, records) {
   if (!traced()) return
@@ -54,4 +65,4 @@ function requestRecording(native) {
   }
 }
 
-module.exports = { CHANNEL, traced, publishRequest, publishRecords, requestRecording }
+module.exports = { CHANNEL, startRequest, publishRecords, requestRecording }

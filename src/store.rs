@@ -55,7 +55,7 @@ pub(crate) struct CompletionSink {
     /// JS takes the outcomes itself (`takeCompletions`) after each call into an event-loop
     /// store, instead of being called back.
     pull: bool,
-    /// Whether requests are recorded for JS (someone traces them: lib/decisions.js).
+    /// Whether requests are recorded for JS (someone traces them: lib/store-requests.js).
     observing: AtomicBool,
 }
 
