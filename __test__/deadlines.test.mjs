@@ -1,9 +1,13 @@
 // The shared timeout timer behind limit() on a native remote store (lib/deadlines.js), driven by
 // node:test's fake timers: calls expire at their own deadlines, in order; answered calls never
-// expire; no timer is left armed once every call is answered.
+// expire; once every call is answered the timer stands idle and unref'd (it does not keep the
+// process alive: checked in a child process with real timers), and a call made later restarts
+// it for its own deadline.
 import { test, mock } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
 const { DeadlineQueue } = require('../lib/deadlines.js')
@@ -42,7 +46,7 @@ test('each call expires at its own deadline, in order; answered ones never', (t)
   assert.deepEqual(log, ['a', 'c'])
 })
 
-test('the timer is stopped once every call is answered, and re-armed by the next call', (t) => {
+test('once every call is answered nothing expires, and the next call gets its own deadline', (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 5_000 })
   const log = []
   const q = new DeadlineQueue(50)
@@ -111,4 +115,38 @@ test('a timer that fires late expires every call due by then, and later deadline
   assert.deepEqual(log, ['a', 'b'])
   t.mock.timers.tick(1) // 110: c's own deadline, not 105 + (110 - 100)
   assert.deepEqual(log, ['a', 'b', 'c'])
+})
+
+test("a call made while the timer stands idle expires at its own deadline, not the timer's", (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 })
+  const log = []
+  const q = new DeadlineQueue(50)
+  const a = call('a', log)
+  q.add(a, Date.now()) // timer for t = 50
+  a.settled = true
+  q.trim() // idle
+  t.mock.timers.tick(30)
+  q.add(call('b', log), Date.now()) // due at t = 80
+  t.mock.timers.tick(20) // t = 50: the standing timer fires, b is not due
+  assert.deepEqual(log, [])
+  t.mock.timers.tick(29)
+  assert.deepEqual(log, [])
+  t.mock.timers.tick(1) // t = 80
+  assert.deepEqual(log, ['b'])
+})
+
+test('an idle timer does not keep the process alive', () => {
+  const deadlines = fileURLToPath(new URL('../lib/deadlines.js', import.meta.url))
+  const script = `
+    const { DeadlineQueue } = require(${JSON.stringify(deadlines)})
+    const q = new DeadlineQueue(60_000)
+    const c = { settled: false, expire() { console.log('expired') } }
+    q.add(c, Date.now())
+    setTimeout(() => { c.settled = true; q.trim() }, 10)
+  `
+  const started = Date.now()
+  const child = spawnSync(process.execPath, ['-e', script], { timeout: 20_000, encoding: 'utf8' })
+  assert.equal(child.status, 0, child.stderr)
+  assert.equal(child.stdout, '')
+  assert.ok(Date.now() - started < 10_000, `exited after ${Date.now() - started} ms`)
 })

@@ -13,6 +13,13 @@
 // faked too, the clock moves with them; with only `setTimeout` faked, the real clock stands
 // nearly still and A's deadline stands in for it (no re-arming against a clock that does not
 // move). The global `setTimeout` is read each time a timer is armed.
+//
+// When the last call is answered the timer is not cleared but unref'd (it no longer keeps the
+// process alive), and the next call refs it again. Clearing and re-arming once per call at c=1
+// removed and re-created Node's timer list for that duration each time (measured: ~3 % of a c=1
+// call's Node CPU on redis://). A timer kept this way fires before the new call is due (it was
+// armed earlier, for the same duration); it then reads the clock alone, finds nothing due and
+// waits for the oldest call's deadline.
 
 /**
  * The calls of one timeout value. A call is any object with `settled` (true once answered or
@@ -24,6 +31,8 @@ class DeadlineQueue {
   #head = 0
   #timer = null
   #armedFor = 0
+  /** The timer is armed but unref'd: no call waits. */
+  #idle = false
   #fire = () => this.#expireDue()
 
   constructor(timeoutMs) {
@@ -35,19 +44,26 @@ class DeadlineQueue {
     call.deadline = now + this.#timeoutMs
     this.#calls.push(call)
     if (this.#timer === null) this.#arm(this.#timeoutMs, call.deadline)
+    else if (this.#idle) {
+      this.#idle = false
+      this.#armedFor = -Infinity // it stands for no call's deadline now
+      this.#timer.ref?.()
+    }
   }
 
-  /** Forgets answered calls at the front; stops the timer when none is left. */
+  /** Forgets answered calls at the front; lets the timer go idle when none is left. */
   trim() {
     const calls = this.#calls
     let head = this.#head
     while (head < calls.length && calls[head].settled) calls[head++] = undefined
     if (head === calls.length) {
-      this.#calls = []
-      this.#head = 0
-      if (this.#timer !== null) {
-        clearTimeout(this.#timer)
-        this.#timer = null
+      if (head > 0) {
+        calls.length = 0
+        this.#head = 0
+      }
+      if (this.#timer !== null && !this.#idle) {
+        this.#idle = true
+        this.#timer.unref?.()
       }
       return
     }
@@ -60,6 +76,7 @@ class DeadlineQueue {
   }
 
   #arm(delayMs, deadline) {
+    this.#idle = false
     this.#armedFor = deadline
     this.#timer = setTimeout(this.#fire, Math.max(0, delayMs))
   }

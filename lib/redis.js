@@ -7,7 +7,8 @@
 //   /pipeline request; on http:// the request travels on a socket of Node's event loop
 //   (lib/wire.js), on https:// through the native client (rustls);
 // - our own `Redis` on a redis:// URL → the same native store over TCP (RESP): concurrent calls
-//   batched into one Redis pipeline, no REST server in between; with `cluster: true` the
+//   batched into one Redis pipeline, no REST server in between, on a socket of Node's event
+//   loop (lib/wire.js; rediss:// through the native client); with `cluster: true` the
 //   same over a Redis Cluster (each command to its slot's node; lib/cluster.js for the keys);
 // - any other object with evalsha/eval/get/set/del (an ioredis adapter, a test double, a
 //   client whose methods the user replaced) → the compat path: the same scripts, sent through
@@ -298,7 +299,7 @@ class LimitBatch {
   }
 }
 
-/** `wire`: `native` is an event-loop REST store (its sockets are lib/wire.js'). `kind`: what
+/** `wire`: `native` is an event-loop store, REST or Redis (its sockets are lib/wire.js'). `kind`: what
  * its store-request messages name it (lib/store-requests.js). */
 function remember(redis, native, wire = false, kind = 'rest') {
   let entry = null
@@ -517,8 +518,11 @@ class Redis {
         )
       }
       // Plain Redis over TCP (rediss://: over TLS): the same scripts and keys, no REST hop. The
-      // password lives in the URL, so neither it nor the URL is ever echoed.
-      remember(this, engine.NativeStore.redisTcp(url, { acceptInvalidCerts: acceptInvalidCerts(config) }), false, 'tcp')
+      // password lives in the URL, so neither it nor the URL is ever echoed. On redis:// the
+      // connections are sockets of Node's event loop (lib/wire.js: no thread hop per call);
+      // rediss:// goes through the native client (rustls).
+      if (/^redis:\/\//i.test(url)) remember(this, engine.NativeStore.redisWire(url), true, 'tcp')
+      else remember(this, engine.NativeStore.redisTcp(url, { acceptInvalidCerts: acceptInvalidCerts(config) }), false, 'tcp')
       Object.defineProperty(this, 'url', { value: withoutCredentials(url), enumerable: true })
       defineCommands(this, nativeSend(this))
       return

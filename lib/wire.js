@@ -1,11 +1,12 @@
 'use strict'
-// The sockets of an event-loop REST store (src/wire.rs): requests to an Upstash REST endpoint on
-// http:// travel on keep-alive TCP connections owned by Node's event loop, so a call needs no
-// thread hop. The native store decides what to send and decodes the answers; this file only
-// moves bytes and hands the outcomes on. One request at a time per connection, at most 4
-// connections (the store has at most 4 requests in flight). A connection silent for 10 s while
-// a request waits fails that request; an idle one closes after 10 s. No socket keeps the process
-// alive (the store's caller holds a timer while calls are pending).
+// The sockets of an event-loop store (src/wire.rs): requests to an Upstash REST endpoint on
+// http://, or to a Redis server on redis://, travel on TCP connections owned by Node's event
+// loop, so a call needs no thread hop. The native store decides what to send (an HTTP request,
+// or a RESP pipeline with a new connection's greeting in front) and decodes the answers; this
+// file only moves bytes and hands the outcomes on. One request at a time per connection, at
+// most 4 connections (the store has at most 4 requests in flight). A connection silent for 10 s
+// while a request waits fails that request; an idle one closes after 10 s. No socket keeps the
+// process alive (the store's caller holds a timer while calls are pending).
 
 const net = require('node:net')
 
@@ -27,7 +28,7 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
 
 class WireConnections {
   /**
-   * `store`: a NativeStore from upstashRestWire. `onData(numbers, length)` gets outcomes as
+   * `store`: a NativeStore from upstashRestWire or redisWire. `onData(numbers, length)` gets outcomes as
    * `[id, n, value × n]` records; `onCompletions` what takeCompletions() returns.
    */
   constructor(store, onData, onCompletions) {
@@ -65,7 +66,7 @@ class WireConnections {
     for (let slot = 0; slot < SLOTS && waiting > 0; slot++) {
       const connection = connections[slot]
       if (connection !== null && connection.busy) continue
-      const request = this.store.wireNext(slot)
+      const request = this.store.wireNext(slot, connection === null)
       if (request === null) return
       const target = connection ?? this.#open(slot)
       target.busy = true

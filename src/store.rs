@@ -24,7 +24,7 @@ pub(crate) enum StoreKind {
 pub struct NativeStore {
     pub(crate) kind: StoreKind,
     pub(crate) completions: Arc<CompletionSink>,
-    /// What an event-loop REST store has on top (src/wire.rs).
+    /// What an event-loop store (REST or Redis) has on top (src/wire.rs).
     pub(crate) wire: Option<crate::wire::EventLoopWire>,
 }
 

@@ -20,6 +20,8 @@ pub mod redis_tcp;
 #[cfg(feature = "remote")]
 pub mod remote;
 #[cfg(feature = "remote")]
+mod resp_answer;
+#[cfg(feature = "remote")]
 mod rest_transport;
 #[cfg(feature = "remote")]
 mod tls;

@@ -151,7 +151,7 @@ enum Transport {
     Tcp(Box<RedisTcp>),
     /// A Redis Cluster over TCP: each command to its slot's node.
     Cluster(Box<RedisCluster>),
-    /// REST over a connection the caller owns (the binding's, on Node's event loop).
+    /// REST or Redis over a connection the caller owns (the binding's, on Node's event loop).
     Wire(WireTransport),
 }
 
@@ -273,6 +273,13 @@ impl RemoteStore {
         Ok(Self::with_transport(Transport::Wire(transport), options))
     }
 
+    /// A store on a Redis server (`redis://[user][:password@]host[:port][/db]`) whose requests
+    /// the caller carries, as [`RemoteStore::upstash_rest_wire`]'s do.
+    pub fn redis_wire(url: &str, options: RemoteOptions) -> Result<Self, StoreError> {
+        let transport = WireTransport::redis(url)?;
+        Ok(Self::with_transport(Transport::Wire(transport), options))
+    }
+
     /// Where a caller-carried store's connections go (`None` for the other transports).
     pub fn wire_target(&self) -> Option<&WireTarget> {
         match &self.inner.transport {
@@ -282,9 +289,10 @@ impl RemoteStore {
     }
 
     /// The next request a caller-carried store wants written, with the id of its exchange.
-    pub fn take_request(&self) -> Option<(u32, Vec<u8>)> {
+    /// `fresh`: it goes on a connection that carried nothing yet.
+    pub fn take_request(&self, fresh: bool) -> Option<(u32, Vec<u8>)> {
         match &self.inner.transport {
-            Transport::Wire(wire) => wire.take_request(),
+            Transport::Wire(wire) => wire.take_request(fresh),
             _ => None,
         }
     }
