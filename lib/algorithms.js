@@ -200,11 +200,20 @@ const CACHED_BLOCK = Symbol('ratelimit-native.cachedBlock')
 /** On our counter algorithms: limit on a native remote store, as one Promise (no async layers). */
 const REMOTE_LIMIT = Symbol('ratelimit-native.remoteLimit')
 
+/** On our counter algorithms: limit with protection and/or analytics on a native remote store,
+ * as one Promise (the deny-list check and the analytics write in the limit's script). */
+const REMOTE_LIMIT_EXTRAS = Symbol('ratelimit-native.remoteLimitExtras')
+
 /**
  * On a response whose limit script also ran the deny-list check and the analytics write:
  * `{ status, denied: [0|1 per value], analyticsError }`.
  */
 const EXTRAS = Symbol('ratelimit-native.extras')
+
+/** What a limit script with extras reported besides the limit (see EXTRAS). */
+function carriedExtras({ numbers, analyticsError }) {
+  return { status: numbers[4], denied: numbers.slice(5), analyticsError }
+}
 
 function asAlgorithm(impl, describe) {
   const algorithm = () => impl
@@ -253,10 +262,7 @@ function counterAlgorithm(algo, staticLimit, describe) {
       if (!extras) return finish(ctx, identifier, incrementBy, await runLimit(algo, ctx, identifier, Date.now(), incrementBy))
       const out = await runLimitWithExtras(algo, ctx, identifier, Date.now(), incrementBy, extras)
       const response = finish(ctx, identifier, incrementBy, out.numbers)
-      const numbers = out.numbers
-      Object.defineProperty(response, EXTRAS, {
-        value: { status: numbers[4], denied: numbers.slice(5), analyticsError: out.analyticsError },
-      })
+      Object.defineProperty(response, EXTRAS, { value: carriedExtras(out) })
       return response
     },
     getRemaining: async (ctx, identifier) => {
@@ -311,6 +317,18 @@ function counterAlgorithm(algo, staticLimit, describe) {
         // general path answers this call.
         if (store.limitsOnly) return null
         return store.guardedCall(limitIssuer(algo, store, ctx, identifier, now, incrementBy, dyn), answer, guard, timeoutMs, now)
+      },
+    },
+    // After CACHED_BLOCK said no: the call with `extras` in its script, answered with
+    // `carry(response, carried)` (carried: what EXTRAS holds), or the guard's answers.
+    [REMOTE_LIMIT_EXTRAS]: {
+      value: (ctx, identifier, rate, store, guard, timeoutMs, extras, carry) => {
+        const incrementBy = callCost(rate)
+        const now = Date.now()
+        const dyn = dynamicKey(ctx, identifier)
+        const issue = (id) => algo.limitExtrasQueue(store.native, id, identifier, now, incrementBy, dyn, extras, ctx[WAIT_MS])
+        const answer = (out) => carry(finish(ctx, identifier, incrementBy, out.numbers), carriedExtras(out))
+        return store.guardedCall(issue, answer, guard, timeoutMs, now, null, true)
       },
     },
   })
@@ -398,4 +416,4 @@ const markStockRedis = (client) => stockRedisClients.add(client)
 /** True for the `pending` of a response that had nothing left to do (one shared resolved Promise). */
 const settledPending = (pending) => pending === RESOLVED
 
-module.exports = { settledPending, markStockRedis, WAIT_MS, callCost, numberArg, fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, REMOTE_LIMIT, evalThroughClient, queued }
+module.exports = { settledPending, markStockRedis, WAIT_MS, callCost, numberArg, fixedWindow, slidingWindow, tokenBucket, cachedFixedWindow, BUILT_IN, EXTRAS, PER_IDENTIFIER, SYNC_LIMIT, CACHED_BLOCK, REMOTE_LIMIT, REMOTE_LIMIT_EXTRAS, evalThroughClient, queued }

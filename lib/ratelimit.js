@@ -87,7 +87,7 @@ class RegionRatelimit {
     // Required here, once: a require() per call costs microseconds (module resolution).
     const analyticsModule = config.analytics ? require('./analytics') : null
     this.analytics = analyticsModule ? new analyticsModule.Analytics({ redis, prefix: this.prefix }) : undefined
-    this.#analyticsEvent = analyticsModule?.analyticsEvent
+    this.#eventMembers = analyticsModule ? new analyticsModule.EventMembers() : null
     this.enableProtection = config.enableProtection ?? false
     this.denyListThreshold = config.denyListThreshold ?? 6
     // `true` (as upstream: one global dynamic limit per prefix) or `{ perIdentifier: true }`
@@ -125,11 +125,20 @@ class RegionRatelimit {
     // On a cluster the global dynamic limit is read with a command of its own (lib/algorithms.js).
     this.#remoteStore = remote && !((remote.limitsOnly || this.#cluster) && this.dynamicLimits) ? remote : null
     this.#analyticsInScript = Boolean(this.analytics && this.#carriesExtras)
+    // With protection and/or analytics, our counter algorithms on a native remote store still
+    // make one Promise per call: the deny-list check and the analytics write travel in the
+    // limit's script (#limitWithExtras). Anything else takes the general path.
+    const withExtras = this.#carriesExtras && (this.analytics || this.enableProtection) && !store?.sync
+    const extrasStore = withExtras ? limitStoreFor(this.ctx.redis, store) : null
+    this.#extrasStore = extrasStore && !extrasStore.limitsOnly ? extrasStore : null
+    this.#extrasAlgorithm = this.#extrasStore ? this.limiter() : null
   }
 
   #cluster
   #carriesExtras
-  #analyticsEvent
+  #eventMembers
+  #extrasStore
+  #extrasAlgorithm
 
   #algorithm
   #syncStore
@@ -192,8 +201,56 @@ class RegionRatelimit {
           return new Promise((resolve) => resolve(this.#guard.onError(error)))
         }
       }
+    } else if (this.#extrasAlgorithm) {
+      let queued = null
+      try {
+        queued = this.#limitWithExtras(identifier, req)
+      } catch {
+        // Whatever went wrong (an identifier getKey refuses, …) is answered by the general
+        // path, with the same errors and failClosed answers as before.
+      }
+      if (queued !== null) return queued
     }
     return this.#limitGuarded(identifier, req)
+  }
+
+  /**
+   * limit() with protection and/or analytics, our counter algorithm on a native remote store:
+   * the same answers as #limitGuarded(#limitAndProtect), without its Promise layers, timer and
+   * race (the store's shared deadline timers answer timeouts). Null where the general path
+   * must answer: a value in the deny cache, or an identifier blocked in the ephemeral cache
+   * (no script runs there, so the deny list is checked on its own).
+   */
+  #limitWithExtras(identifier, req) {
+    const algorithm = this.#extrasAlgorithm
+    const key = this.getKey(identifier)
+    const values = this.enableProtection ? protection.protectionValues(identifier, req) : null
+    if (values !== null && protection.cachedDeniedValue(values) !== undefined) return null
+    if (algorithm[algorithms.CACHED_BLOCK](this.ctx, key, req?.rate)) return null
+    const extras = this.#extras(identifier, req, values)
+    // The answers when the script's own answer does not come: as #limitGuarded gives them.
+    const guard = {
+      onTimeout: () => {
+        const response = this.#guard.onTimeout()
+        // The script may still run, with the analytics write of the real outcome in it.
+        if (this.#analyticsInScript) analyticsWritten.add(response)
+        return quietPending(this.#recordAnalytics(response, identifier, req))
+      },
+      onError: (error) => {
+        let response
+        if (droppedAtTimeout(error)) response = this.#guard.onTimeout() // never sent: recorded here
+        else if (this.failClosed) response = failClosedResponse(error)
+        else throw error
+        return quietPending(this.#recordAnalytics(response, identifier, req))
+      },
+    }
+    const carry = (response, carried) => {
+      if (carried.analyticsError) warnAnalytics(analyticsWriteError(carried.analyticsError))
+      analyticsWritten.add(response)
+      if (values !== null) this.#resolveProtection(response, values, carried)
+      return quietPending(this.#recordAnalytics(response, identifier, req))
+    }
+    return algorithm[algorithms.REMOTE_LIMIT_EXTRAS](this.ctx, key, req?.rate, this.#extrasStore, guard, this.timeout, extras, carry)
   }
 
   /** A plain limit call the memory store refused: failClosed's answer, or the error. */
@@ -288,20 +345,35 @@ class RegionRatelimit {
   /** The deny-list keys and values, and the analytics members for every possible outcome. */
   #extras(identifier, req, values) {
     const extras = {}
-    if (values) Object.assign(extras, protection.protectionKeys(this.prefix), { values })
+    if (values) {
+      const keys = this.#protectionKeys()
+      extras.denyListKey = keys.denyListKey
+      extras.statusKey = keys.statusKey
+      extras.values = values
+    }
     if (this.analytics) {
       const geo = req ? this.analytics.extractGeo(req) : undefined
-      const analyticsEvent = this.#analyticsEvent
-      const time = Date.now()
-      const event = (who, success) => analyticsEvent({ prefix: this.prefix, identifier: who, success, geo, time })
-      const allowed = event(identifier, true)
-      extras.eventsKey = allowed.key
-      extras.allowedMember = allowed.member
-      extras.blockedMember = event(identifier, false).member
-      extras.deniedMembers = (values ?? []).map((value) => event(value, 'denied').member)
+      const members = this.#eventMembers
+      extras.eventsKey = members.key(this.prefix, Date.now())
+      extras.allowedMember = members.member(identifier, true, geo)
+      extras.blockedMember = members.member(identifier, false, geo)
+      const denied = []
+      if (values) for (const value of values) denied.push(members.member(value, 'denied', geo))
+      extras.deniedMembers = denied
     }
     return extras
   }
+
+  /** protection.protectionKeys(this.prefix), made again only when the prefix changed. */
+  #protectionKeys() {
+    let keys = this.#protectionKeysCache
+    if (keys === null || keys.prefix !== this.prefix) {
+      keys = this.#protectionKeysCache = { prefix: this.prefix, ...protection.protectionKeys(this.prefix) }
+    }
+    return keys
+  }
+
+  #protectionKeysCache = null
 
   /** The deny-list check alone: `{ status, denied: [0|1 per value] }`. */
   async #checkDenyList(values) {

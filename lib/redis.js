@@ -139,7 +139,8 @@ class PendingCalls {
  * callback. This returns `{ call, guardedCall, handOver }`:
  * - `call(issue, withNotes)` makes the call's Promise, passes `issue` the id to queue under, and
  *   resolves with the numbers (and, `withNotes`, the analytics note);
- * - `guardedCall(issue, finish, guard, timeoutMs, now, limit)` resolves with `finish(numbers)`,
+ * - `guardedCall(issue, finish, guard, timeoutMs, now, limit, withNotes)` resolves with
+ *   `finish(numbers)` (`withNotes`: `finish({ numbers, analyticsError })`),
  *   or `guard.onTimeout()` once `timeoutMs` passed (when > 0), or `guard.onError(error)` (which
  *   may throw to reject); with `issue` null, `limit` goes into the LimitBatch instead;
  * - `handOver()` gives the buffered limit calls to the native queue (the store's flush does).
@@ -233,9 +234,9 @@ function batchedCalls(store, flushSoon, wire, kind, keepAlive = true) {
   const call = (issue, withNotes = false) =>
     new Promise((resolve, reject) => enqueue(issue, new PendingCall(resolve, reject, withNotes, null, null)))
   /** `issue` null: `limit` (LimitBatch.add's argument) is buffered for the next batch. */
-  const guardedCall = (issue, finish, guard, timeoutMs, now, limit = null) =>
+  const guardedCall = (issue, finish, guard, timeoutMs, now, limit = null, withNotes = false) =>
     new Promise((resolve, reject) => {
-      const entry = new PendingCall(resolve, reject, false, finish, guard)
+      const entry = new PendingCall(resolve, reject, withNotes, finish, guard)
       try {
         enqueue(issue, entry, limit)
       } catch (error) {
