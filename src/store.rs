@@ -351,6 +351,8 @@ impl NativeStore {
         let mut opts = RemoteOptions {
             // Calls queue when made; JS flushes once per tick, so one tick = one batch.
             deferred_flush: true,
+            // An event-loop store is flushed by JS every turn it queues anything (lib/redis.js).
+            always_flushed: wire.is_some(),
             spawner: Some(match &wire {
                 Some(wire) => wire.spawner(),
                 None => Arc::new(|fut| {

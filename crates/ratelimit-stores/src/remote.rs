@@ -54,6 +54,10 @@ pub struct RemoteOptions {
     pub accept_invalid_certs: bool,
     /// Queue calls until [`RemoteStore::flush`] (or the ~5 ms watchdog) instead of sending at once.
     pub deferred_flush: bool,
+    /// Deferred mode without the watchdog: the caller flushes after every call it queues (the
+    /// event-loop stores, whose JS flushes each turn). The watchdog's timer lives on the
+    /// runtime thread: every 5 ms of traffic it woke that thread and, through it, JS.
+    pub always_flushed: bool,
     /// Where background work runs; `tokio::spawn` on the current runtime when `None`.
     pub spawner: Option<Spawner>,
     /// Runs after each request's replies have been delivered.
@@ -100,6 +104,7 @@ impl Default for RemoteOptions {
             request_timeout: Duration::from_secs(10),
             accept_invalid_certs: false,
             deferred_flush: false,
+            always_flushed: false,
             spawner: None,
             batch_done: None,
             request_observer: None,
@@ -176,6 +181,7 @@ struct Inner {
     transport: Transport,
     max_in_flight: usize,
     deferred_flush: bool,
+    always_flushed: bool,
     spawner: Option<Spawner>,
     batch_done: Option<BatchDone>,
     request_observer: Option<Arc<dyn RequestObserver>>,
@@ -326,6 +332,7 @@ impl RemoteStore {
                 transport,
                 max_in_flight: options.max_in_flight.max(1),
                 deferred_flush: options.deferred_flush,
+                always_flushed: options.always_flushed,
                 spawner: options.spawner,
                 batch_done: options.batch_done,
                 request_observer: options.request_observer,
@@ -417,7 +424,8 @@ impl RemoteStore {
                     reply,
                     deadline,
                 });
-                let arm = self.inner.deferred_flush && !queue.timer_armed;
+                let arm =
+                    self.inner.deferred_flush && !self.inner.always_flushed && !queue.timer_armed;
                 queue.timer_armed |= arm;
                 arm
             }
