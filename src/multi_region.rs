@@ -23,13 +23,24 @@ pub struct NativeMultiRegionAlgorithm {
 }
 
 /// Runs a script on a native remote store; the reply comes back as JSON.
-async fn run(store: StoreKind, call: ScriptCall) -> Result<serde_json::Value> {
+/// Queues the script call now — so calls made in one JS turn share a request, in the order they
+/// were made, and the flush JS schedules for the turn sends it — and returns the future of its
+/// reply. (Queued from inside the future instead, the call waited for the runtime thread to poll
+/// it: after the turn's flush, on an event-loop store until some later flush.)
+fn run(
+    store: &StoreKind,
+    call: ScriptCall,
+) -> Result<impl std::future::Future<Output = Result<serde_json::Value>> + Send + 'static> {
     match store {
-        StoreKind::Remote(client) => client
-            .eval(call.script, call.keys, call.args)
-            .await
-            .map(|reply| reply_to_json(&reply))
-            .map_err(store_error),
+        StoreKind::Remote(client) => {
+            let reply = client.queue_eval(call.script, call.keys, call.args);
+            Ok(async move {
+                reply
+                    .await
+                    .map(|reply| reply_to_json(&reply))
+                    .map_err(store_error)
+            })
+        }
         StoreKind::Memory(_) => Err(invalid_arg(
             "ratelimit-native: multi-region limiters need Redis databases, not Redis.memory()",
         )),
@@ -87,7 +98,7 @@ impl NativeMultiRegionAlgorithm {
         let call = self
             .algorithm
             .limit_call(&key, clock(now)?, &request_id, cost(rate)?);
-        env.spawn_future(run(store.kind.clone(), call))
+        env.spawn_future(run(&store.kind, call)?)
     }
 
     /// `[success (1/0), limit, remaining, reset]` from the first region's limit reply.
@@ -156,7 +167,7 @@ impl NativeMultiRegionAlgorithm {
         now: f64,
     ) -> Result<PromiseRaw<'env, serde_json::Value>> {
         let call = self.algorithm.remaining_call(&key, clock(now)?);
-        env.spawn_future(run(store.kind.clone(), call))
+        env.spawn_future(run(&store.kind, call)?)
     }
 
     /// `[remaining, reset, limit]` from the first region's getRemaining reply.
@@ -186,9 +197,9 @@ impl NativeMultiRegionAlgorithm {
         key: String,
     ) -> Result<PromiseRaw<'env, ()>> {
         let call = self.algorithm.reset_call(&key);
-        let store = store.kind.clone();
+        let reply = run(&store.kind, call)?;
         env.spawn_future(async move {
-            run(store, call).await?;
+            reply.await?;
             Ok(())
         })
     }

@@ -5,10 +5,10 @@
 //! The reqwest path answers on a runtime thread: handing each batch over and its answer back
 //! costs two cross-thread wakeups, about half of a call's client CPU at c=1 (measured: 30 µs per
 //! call over a socket on the event loop, 65 µs through reqwest). Here the store's tasks (the
-//! queue's drain, the 5 ms watchdog) run on a small executor polled by the JS thread whenever
-//! JS hands it something: a flush, an answer's bytes, a connection failure. A task woken from
-//! another thread (a retry back-off or watchdog timer, which live on the runtime's timer) pings
-//! JS through one weak threadsafe function, and JS polls again.
+//! queue's drain; there is no flush watchdog, JS flushes every turn) run on a small executor
+//! polled by the JS thread whenever JS hands it something: a flush, an answer's bytes, a
+//! connection failure. A task woken from another thread (a retry back-off timer, which lives on
+//! the runtime's timer) pings JS through one weak threadsafe function, and JS polls again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

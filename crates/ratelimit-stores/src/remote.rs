@@ -341,7 +341,9 @@ impl RemoteStore {
         }
     }
 
-    /// Runs a script (EVALSHA, then EVAL if Redis does not know it yet).
+    /// Runs a script (EVALSHA, then EVAL if Redis does not know it yet). Queued when first
+    /// polled: a caller that flushes its store itself (`always_flushed`) queues with
+    /// [`RemoteStore::queue_eval`] instead, before its flush.
     pub async fn eval(
         &self,
         script: &'static Script,
