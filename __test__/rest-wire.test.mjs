@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test'
 import { Ratelimit, Redis } from '../index.js'
 import { startStack } from './helpers/servers.mjs'
 import { redisBatch } from './helpers/direct-redis.mjs'
@@ -94,6 +94,16 @@ for (const [name, protocol] of Object.entries(PROTOCOLS)) describe(`${name} over
   before(async () => {
     stack = await startStack()
     target = protocol.target(stack)
+  })
+  // One clock time per test (Date.now, which the limiter reads): the counts below never
+  // straddle a window's end.
+  const realNow = Date.now
+  beforeEach(() => {
+    const frozen = realNow()
+    Date.now = () => frozen
+  })
+  afterEach(() => {
+    Date.now = realNow
   })
   after(async () => {
     await stack?.stop()
