@@ -1,5 +1,6 @@
 // Deno and Bun (from the npm registry) load the package as Node.js does, on the native addon, and
-// limit on the memory store and through the REST server in front of a real redis-server. And the
+// limit on the memory store, through the REST server in front of a real redis-server and on that
+// redis-server over redis:// (both on sockets of the runtime's own event loop). And the
 // `browser` entry, bundled by esbuild as a web app's bundler resolves it, runs in Deno (no real
 // browser can be installed here; Deno has the browser's globals: top-level await, atob,
 // WebAssembly.compile, fetch).
@@ -19,7 +20,8 @@ const BIN = join(ROOT, 'node_modules', '.bin')
 const SCRIPT = `import { createRequire } from 'node:module'
 const { Ratelimit, Redis, engine } = createRequire(import.meta.url)(${JSON.stringify(join(ROOT, 'index.js'))})
 const results = {}
-for (const [name, redis] of [['memory', Redis.memory()], ['rest', new Redis({ url: process.env.REST_URL, token: process.env.REST_TOKEN })]]) {
+const stores = [['memory', Redis.memory()], ['rest', new Redis({ url: process.env.REST_URL, token: process.env.REST_TOKEN })], ['tcp', new Redis({ url: process.env.REDIS_URL })]]
+for (const [name, redis] of stores) {
   const rl = new Ratelimit({ redis, limiter: Ratelimit.slidingWindow(3, '30 s'), prefix: 'rt' + Date.now() + name })
   const got = await Promise.all(Array.from({ length: 5 }, () => rl.limit('user')))
   results[name] = got.filter((r) => r.success).length
@@ -43,16 +45,16 @@ for (const [runtime, args] of [
   ['deno', ['run', '-A', '--quiet']],
   ['bun', ['run']],
 ]) {
-  test(`${runtime}: the package loads on the native engine and limits (memory store and REST)`, { timeout: 60_000 }, () => {
+  test(`${runtime}: the package loads on the native engine and limits (memory store, REST and redis://)`, { timeout: 60_000 }, () => {
     const { RATELIMIT_NATIVE_ENGINE, ...env } = process.env
     const result = spawnSync(join(BIN, runtime), [...args, join(dir, 'check.mjs')], {
       cwd: dir,
       encoding: 'utf8',
       timeout: 50_000,
-      env: { ...env, REST_URL: stack.rest.url, REST_TOKEN: stack.rest.token, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
+      env: { ...env, REST_URL: stack.rest.url, REST_TOKEN: stack.rest.token, REDIS_URL: stack.redis.url, DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
     })
     assert.equal(result.status, 0, `${result.stdout}\n${result.stderr}`)
-    assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').pop()), { engine: 'native', memory: 3, rest: 3 })
+    assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').pop()), { engine: 'native', memory: 3, rest: 3, tcp: 3 })
   })
 }
 
