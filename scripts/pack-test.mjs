@@ -206,7 +206,7 @@ function checkPacks(suffix, binarySource, dest) {
 
   const unexpected = root.paths.filter((p) => !ROOT_ALLOWED.some((re) => re.test(p)) || JUNK.test(p))
   check('root tarball holds only the runtime files', unexpected.length === 0, unexpected.length ? `unexpected: ${unexpected.join(', ')}` : '')
-  const needed = ['package.json', 'index.js', 'index.edge.mjs', 'index.workerd.mjs', 'index.browser.mjs', 'index.d.ts', 'native.cjs', 'native.d.cts', 'lib/native-addon.js', 'lib/wasm-engine.js', 'wasm/ratelimit_wasm_bg.wasm', 'wasm/glue.mjs', 'wasm/glue.cjs', 'wasm/bytes.cjs', 'bin/ratelimit-native.js', 'README.md', 'LICENSE']
+  const needed = ['package.json', 'index.js', 'index.edge.mjs', 'index.workerd.mjs', 'index.browser.mjs', 'index.d.ts', 'native.cjs', 'lib/native-addon.js', 'lib/wasm-engine.js', 'wasm/ratelimit_wasm_bg.wasm', 'wasm/glue.mjs', 'wasm/glue.cjs', 'wasm/bytes.cjs', 'bin/ratelimit-native.js', 'README.md', 'LICENSE']
   const missing = needed.filter((p) => !root.paths.includes(p))
   check('root tarball has the entry points, loader, types, bin, README and LICENSE', missing.length === 0, missing.length ? `missing: ${missing.join(', ')}` : '')
   check('root tarball has no native binary', !root.paths.some((p) => p.endsWith('.node')))
