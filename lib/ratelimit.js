@@ -236,13 +236,8 @@ class RegionRatelimit {
         if (this.#analyticsInScript) analyticsWritten.add(response)
         return quietPending(this.#recordAnalytics(response, identifier, req))
       },
-      onError: (error) => {
-        let response
-        if (droppedAtTimeout(error)) response = this.#guard.onTimeout() // never sent: recorded here
-        else if (this.failClosed) response = failClosedResponse(error)
-        else throw error
-        return quietPending(this.#recordAnalytics(response, identifier, req))
-      },
+      // The plain path's answers (or its throw); a call dropped unsent is recorded here.
+      onError: (error) => quietPending(this.#recordAnalytics(this.#guard.onError(error), identifier, req)),
     }
     const carry = (response, carried) => {
       if (carried.analyticsError) warnAnalytics(analyticsWriteError(carried.analyticsError))

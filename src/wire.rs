@@ -22,7 +22,8 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use ratelimit_stores::remote::{RemoteStore, Spawner};
+use ratelimit_core::reply::StoreError;
+use ratelimit_stores::remote::{RemoteOptions, RemoteStore, Spawner};
 use ratelimit_stores::wire_transport::{Received, WireFailure};
 
 use crate::errors::invalid_arg;
@@ -157,6 +158,23 @@ impl EventLoopWire {
 }
 
 impl NativeStore {
+    /// An event-loop store: its tasks on the JS thread, one request in flight per connection
+    /// slot.
+    fn event_loop(
+        open: impl FnOnce(RemoteOptions) -> std::result::Result<RemoteStore, StoreError>,
+    ) -> Result<NativeStore> {
+        let wire = EventLoopWire {
+            tasks: JsThreadTasks::new(),
+            slots: Mutex::new([None; SLOTS]),
+        };
+        let options = UpstashRestStoreOptions {
+            max_in_flight: Some(SLOTS as u32),
+            request_timeout_ms: None,
+            accept_invalid_certs: None,
+        };
+        NativeStore::remote_with(Some(options), Some(wire), open)
+    }
+
     fn wire_parts(&self) -> Result<(&RemoteStore, &EventLoopWire)> {
         match (&self.kind, &self.wire) {
             (StoreKind::Remote(store), Some(wire)) => Ok((store, wire)),
@@ -195,36 +213,14 @@ impl NativeStore {
     /// slot, `wireReceive` / `wireFail` feed back what the connection did.
     #[napi(catch_unwind, factory)]
     pub fn upstash_rest_wire(url: String, token: String) -> Result<NativeStore> {
-        let wire = EventLoopWire {
-            tasks: JsThreadTasks::new(),
-            slots: Mutex::new([None; SLOTS]),
-        };
-        let options = UpstashRestStoreOptions {
-            max_in_flight: Some(SLOTS as u32),
-            request_timeout_ms: None,
-            accept_invalid_certs: None,
-        };
-        NativeStore::remote_with(Some(options), Some(wire), |opts| {
-            RemoteStore::upstash_rest_wire(&url, &token, opts)
-        })
+        NativeStore::event_loop(|opts| RemoteStore::upstash_rest_wire(&url, &token, opts))
     }
 
     /// A Redis store (`redis://` only) whose requests JS carries on its own sockets, as
     /// `upstashRestWire`'s do.
     #[napi(catch_unwind, factory)]
     pub fn redis_wire(url: String) -> Result<NativeStore> {
-        let wire = EventLoopWire {
-            tasks: JsThreadTasks::new(),
-            slots: Mutex::new([None; SLOTS]),
-        };
-        let options = UpstashRestStoreOptions {
-            max_in_flight: Some(SLOTS as u32),
-            request_timeout_ms: None,
-            accept_invalid_certs: None,
-        };
-        NativeStore::remote_with(Some(options), Some(wire), |opts| {
-            RemoteStore::redis_wire(&url, opts)
-        })
+        NativeStore::event_loop(|opts| RemoteStore::redis_wire(&url, opts))
     }
 
     /// Host and port to connect to (event-loop stores only).
